@@ -1,0 +1,90 @@
+"""Accuracy, calibration and confidence metrics on logits.
+
+All functions take logits of shape ``(n, classes)`` (and integer labels of
+shape ``(n,)`` where needed) and return Python floats, except
+:func:`reliability_bins` which returns a pandas DataFrame.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+__all__ = ["accuracy", "nll", "ece", "reliability_bins", "entropy", "mean_max_prob",
+           "logit_norm", "agreement", "summarize"]
+
+
+def _probs(logits):
+    return torch.softmax(logits.detach().float(), dim=-1)
+
+
+def accuracy(logits, labels) -> float:
+    """Fraction of rows whose arg-max equals the label."""
+    return (logits.argmax(-1) == labels).float().mean().item()
+
+
+def nll(logits, labels) -> float:
+    """Mean negative log-likelihood of the labels (cross-entropy, nats)."""
+    return torch.nn.functional.cross_entropy(logits.detach().float(), labels).item()
+
+
+def reliability_bins(logits, labels, n_bins: int = 15) -> pd.DataFrame:
+    """Equal-width confidence bins for a reliability diagram.
+
+    Columns: ``lower``, ``upper``, ``count``, ``confidence`` (mean max
+    probability in the bin), ``accuracy`` (fraction correct in the bin).
+    Empty bins have NaN confidence and accuracy.
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    probs = _probs(logits)
+    conf, pred = probs.max(-1)
+    conf, correct = conf.cpu().double(), (pred == labels).cpu().double()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    # bin k holds (edges[k], edges[k+1]]; a confidence is always > 0
+    index = torch.clamp(torch.bucketize(conf, edges) - 1, 0, n_bins - 1)
+    count = torch.bincount(index, minlength=n_bins).double()
+    conf_sum = torch.bincount(index, weights=conf, minlength=n_bins)
+    correct_sum = torch.bincount(index, weights=correct, minlength=n_bins)
+    return pd.DataFrame({"lower": edges[:-1].numpy(), "upper": edges[1:].numpy(),
+                         "count": count.long().numpy(),
+                         "confidence": (conf_sum / count).numpy(),  # NaN where empty
+                         "accuracy": (correct_sum / count).numpy()})
+
+
+def ece(logits, labels, n_bins: int = 15) -> float:
+    """Expected calibration error: sum over bins of (bin size / n) * |accuracy - confidence|."""
+    bins = reliability_bins(logits, labels, n_bins)
+    filled = bins[bins["count"] > 0]
+    gap = (filled["accuracy"] - filled["confidence"]).abs()
+    return float((filled["count"] * gap).sum() / bins["count"].sum())
+
+
+def entropy(logits, T: float = 1.0) -> float:
+    """Mean entropy (nats) of softmax(z / T)."""
+    log_p = torch.log_softmax(logits.detach().float() / T, dim=-1)
+    return -(log_p.exp() * log_p).sum(-1).mean().item()
+
+
+def mean_max_prob(logits) -> float:
+    """Mean of the largest class probability: the model's average confidence."""
+    return _probs(logits).max(-1).values.mean().item()
+
+
+def logit_norm(logits) -> float:
+    """Mean Euclidean norm of the logit rows."""
+    return logits.detach().float().norm(dim=-1).mean().item()
+
+
+def agreement(student_logits, teacher_logits) -> float:
+    """Fraction of rows where student and teacher predict the same class."""
+    return (student_logits.argmax(-1) == teacher_logits.argmax(-1)).float().mean().item()
+
+
+def summarize(logits, labels, teacher_logits=None, prefix: str = "test_") -> dict:
+    """All metrics of one split in one dict (keys prefixed by ``prefix``)."""
+    out = {"acc": accuracy(logits, labels), "nll": nll(logits, labels), "ece": ece(logits, labels),
+           "max_prob": mean_max_prob(logits), "logit_norm": logit_norm(logits),
+           "entropy": entropy(logits)}
+    if teacher_logits is not None:
+        out["agreement"] = agreement(logits, teacher_logits)
+    return {prefix + k: v for k, v in out.items()}
