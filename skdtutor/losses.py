@@ -17,7 +17,7 @@ Notation: ``s`` student logits, ``t`` teacher logits, ``y`` integer labels,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import torch
@@ -262,12 +262,12 @@ class _Loss:
     needs_teacher: ClassVar[bool] = True
 
     def hparams(self) -> dict:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def static_key(self) -> tuple:
         """Fields that must be equal for two losses to be trained in one stacked model."""
-        return (type(self),) + tuple((f, getattr(self, f)) for f in self.__dataclass_fields__
-                                     if f not in self.stackable)
+        return (type(self),) + tuple((k, v) for k, v in self.hparams().items()
+                                     if k not in self.stackable)
 
     def __call__(self, student_logits, teacher_logits=None, labels=None, label_mask=None):
         return self.per_sample(student_logits, teacher_logits, labels, label_mask, **self.hparams()).mean()

@@ -37,17 +37,19 @@ class MLP(nn.Module):
 
 
 class CNN(nn.Module):
-    """Three conv-ReLU blocks of ``width``, ``2*width``, ``2*width`` channels, global average
-    pooling and a linear classifier. 1-D convolutions for inputs ``(C, L)``, 2-D for ``(C, H, W)``."""
+    """Three conv-ReLU blocks (``width``, ``2*width``, ``2*width`` channels; the last two with
+    stride 2), then flatten and a linear classifier. 1-D convolutions for inputs ``(C, L)``,
+    2-D for ``(C, H, W)``. Flattening (rather than global pooling) keeps the position of
+    features, which MNIST-1D needs."""
 
     def __init__(self, input_shape, num_classes: int, width: int = 32):
         super().__init__()
         if width < 1:
             raise ValueError(f"CNN needs width >= 1, got {width}")
         if len(input_shape) == 2:
-            conv, pool = nn.Conv1d, nn.AdaptiveAvgPool1d(1)
+            conv = nn.Conv1d
         elif len(input_shape) == 3:
-            conv, pool = nn.Conv2d, nn.AdaptiveAvgPool2d(1)
+            conv = nn.Conv2d
         else:
             raise ValueError(f"CNN takes inputs (C, L) or (C, H, W), got input_shape={tuple(input_shape)}")
         c_in = input_shape[0]
@@ -55,8 +57,10 @@ class CNN(nn.Module):
             conv(c_in, width, 3, padding=1), nn.ReLU(),
             conv(width, 2 * width, 3, padding=1, stride=2), nn.ReLU(),
             conv(2 * width, 2 * width, 3, padding=1, stride=2), nn.ReLU(),
-            pool, nn.Flatten())
-        self.classifier = nn.Linear(2 * width, num_classes)
+            nn.Flatten())
+        with torch.no_grad():  # size of the flattened features (no RNG is consumed)
+            fan_in = self.features(torch.zeros(1, *input_shape)).shape[1]
+        self.classifier = nn.Linear(fan_in, num_classes)
         self.input_shape, self.width = tuple(input_shape), width
 
     def forward(self, x):
