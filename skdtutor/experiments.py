@@ -27,8 +27,8 @@ from .models import build_model, count_parameters
 from .train import (SweepMember, TeacherLogits, compute_teacher_logits, distill, distill_sweep,
                     stackable, train_teacher)
 
-__all__ = ["Setting", "SETTINGS", "setting_for", "cache_dir", "get_teacher", "run_students",
-           "compare", "summarize", "format_table"]
+__all__ = ["Setting", "SETTINGS", "setting_for", "cache_dir", "get_teacher", "default_teacher",
+           "teacher_snapshots", "run_students", "compare", "summarize", "format_table"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,48 @@ def get_teacher(data, arch: str = "cnn", width: int | None = None, epochs: int =
     if (path, use_cache) not in _LOGITS or not use_cache:
         _LOGITS[(path, use_cache)] = compute_teacher_logits(model, data, device=device)
     return model, _LOGITS[(path, use_cache)], history
+
+
+def default_teacher(data, seed: int = 0, device="auto", progress: bool = False):
+    """:func:`get_teacher` with the dataset's default :class:`Setting` (what every chapter shares)."""
+    s = setting_for(data.name)
+    return get_teacher(data, s.teacher, s.teacher_width, s.teacher_epochs, seed=seed, lr=s.lr,
+                       batch_size=s.batch_size, device=device, progress=progress)
+
+
+def teacher_snapshots(data, arch: str | None = None, width: int | None = None,
+                      epochs: int | None = None, seed: int = 0, *, lr: float | None = None,
+                      batch_size: int | None = None, device="auto", cache=None,
+                      use_cache: bool = True):
+    """Train a teacher and keep its logits on every split after every epoch.
+
+    Returns ``(snapshots, history_df)`` where ``snapshots[e]`` is the
+    :class:`TeacherLogits` after epoch ``e`` (1-based; ``snapshots[0]`` is the
+    untrained model). Defaults come from the dataset's :class:`Setting`. Cached
+    on disk like :func:`get_teacher` (the logits, not the weights).
+    """
+    s = setting_for(data.name)
+    arch, width = arch or s.teacher, s.teacher_width if width is None else width
+    epochs, lr = epochs or s.teacher_epochs, lr or s.lr
+    batch_size = batch_size or s.batch_size
+    key = (data.name, data.seed, len(data.y_train), arch, width or None, epochs, seed, lr, batch_size)
+    path = cache_dir(cache) / ("snapshots-" + "-".join(str(k) for k in key) + ".pt")
+    if use_cache and path.exists():
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        return [TeacherLogits(*t) for t in state["snapshots"]], pd.DataFrame(state["history"])
+    model = build_model(arch, data, width=width or None, seed=seed)
+    snapshots = [compute_teacher_logits(model, data, device=device)]
+
+    def keep(epoch, m):
+        snapshots.append(compute_teacher_logits(m, data, device=device))
+
+    hist = train_teacher(model, data, epochs, lr=lr, batch_size=batch_size, seed=seed,
+                         device=device, progress=False, callback=keep)
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"snapshots": [(t.train, t.val, t.test) for t in snapshots],
+                    "history": hist.rows}, path)
+    return snapshots, hist.df
 
 
 def run_students(data, teacher, student: str, losses: Sequence, seeds: Iterable[int],

@@ -159,7 +159,8 @@ def _save_checkpoint(path, **state):
 def _fit(model, data, loss_fn: _Loss, epochs, *, teacher: TeacherLogits | None = None,
          teacher_model: nn.Module | None = None, augment=None, labelled=None, lr=1e-3,
          weight_decay=0.0, batch_size=128, seed=0, device="auto", progress=False,
-         checkpoint=None, resume=False, stop_after=None, eval_every=1, desc="train") -> History:
+         checkpoint=None, resume=False, stop_after=None, eval_every=1, callback=None,
+         desc="train") -> History:
     _check_common(data, epochs, batch_size, lr)
     device = resolve_device(device)
     n = len(data.y_train)
@@ -209,6 +210,8 @@ def _fit(model, data, loss_fn: _Loss, epochs, *, teacher: TeacherLogits | None =
             row.update(_evaluate(predict(model, data.x_val, device=device),
                                  predict(model, data.x_test, device=device), data, teacher))
         history.rows.append(row)
+        if callback is not None:
+            callback(epoch + 1, model)
         bar.update(1)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row.get('test_acc', float('nan')):.3f}")
         if checkpoint is not None:
@@ -227,7 +230,7 @@ def train_teacher(model: nn.Module, data, epochs: int = 30, *, lr: float = 1e-3,
                   weight_decay: float = 0.0, batch_size: int = 128, seed: int = 0,
                   device="auto", progress: bool = True, augment: Callable | None = None,
                   checkpoint=None, resume: bool = False, stop_after: int | None = None,
-                  eval_every: int = 1) -> History:
+                  eval_every: int = 1, callback: Callable | None = None) -> History:
     """Train ``model`` in place with cross-entropy on the training split.
 
     Parameters
@@ -245,6 +248,7 @@ def train_teacher(model: nn.Module, data, epochs: int = 30, *, lr: float = 1e-3,
         equal those of an uninterrupted run.
     stop_after : stop after this many epochs in this call (resume later).
     eval_every : evaluate every k epochs (the last one always).
+    callback : optional ``f(epoch, model)`` called after every epoch (e.g. to keep snapshots).
 
     Returns
     -------
@@ -253,7 +257,7 @@ def train_teacher(model: nn.Module, data, epochs: int = 30, *, lr: float = 1e-3,
     return _fit(model, data, CE(), epochs, augment=augment, lr=lr, weight_decay=weight_decay,
                 batch_size=batch_size, seed=seed, device=device, progress=progress,
                 checkpoint=checkpoint, resume=resume, stop_after=stop_after,
-                eval_every=eval_every, desc="teacher")
+                eval_every=eval_every, callback=callback, desc="teacher")
 
 
 def distill(student: nn.Module, teacher, data, loss: _Loss, epochs: int = 30, *,
