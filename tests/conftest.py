@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,3 +51,29 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """Build the whole book from a cold cache, executing every chapter; return the HTML folder.
+
+    One build per pytest session, shared by tests/test_book.py and tests/test_browser.py.
+    Set SKDTUTOR_BOOK_HTML to reuse an existing build (e.g. `_build/html`) while iterating
+    on browser tests; CI (CI=true) always builds cold.
+    """
+    reuse = os.environ.get("SKDTUTOR_BOOK_HTML")
+    if reuse and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+        assert (Path(reuse) / "index.html").exists(), f"SKDTUTOR_BOOK_HTML={reuse} holds no index.html"
+        return Path(reuse)
+    out = tmp_path_factory.mktemp("book")
+    env = dict(os.environ, SKDTUTOR_CACHE=str(out / "skdtutor-cache"))
+    cmd = [sys.executable, "-m", "jupyter_book", "build", str(ROOT), "--path-output", str(out),
+           "-W", "-n", "--keep-going"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    log = result.stdout + result.stderr
+    (out / "build.log").write_text(log)
+    assert result.returncode == 0, f"jupyter-book build failed:\n{log[-6000:]}"
+    return out / "_build" / "html"

@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -75,27 +72,6 @@ def test_chapter_has_goals_takeaways_and_exercises(path):
     text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").lower()
     for heading in ("learning goals", "takeaways", "exercises"):
         assert heading in text, f"{path.name}: no '{heading}' section"
-
-
-@pytest.fixture(scope="session")
-def built_book(tmp_path_factory):
-    """Build the whole book from a cold cache, executing every chapter; return the HTML folder.
-
-    Set SKDTUTOR_BOOK_HTML to reuse an existing build (e.g. `_build/html`) while iterating
-    on browser tests; CI always builds cold.
-    """
-    reuse = os.environ.get("SKDTUTOR_BOOK_HTML")
-    if reuse and not os.environ.get("CI"):
-        return Path(reuse)
-    out = tmp_path_factory.mktemp("book")
-    env = dict(os.environ, SKDTUTOR_CACHE=str(out / "skdtutor-cache"))
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(ROOT), "--path-output", str(out),
-           "-W", "-n", "--keep-going"]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    log = result.stdout + result.stderr
-    (out / "build.log").write_text(log)
-    assert result.returncode == 0, f"jupyter-book build failed:\n{log[-6000:]}"
-    return out / "_build" / "html"
 
 
 @pytest.mark.book
