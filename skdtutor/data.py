@@ -111,6 +111,8 @@ def _bundle(name, x_train, y_train, x_test, y_test, class_names, input_shape, se
 def _load_digits(seed, val_fraction, test_fraction):
     from sklearn.datasets import load_digits
 
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")
     digits = load_digits()
     x, y = digits.images.astype(np.float32), digits.target
     # The test split is fixed (seed 0) so that every seed is scored on the same images.

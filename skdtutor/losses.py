@@ -17,6 +17,7 @@ Notation: ``s`` student logits, ``t`` teacher logits, ``y`` integer labels,
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
@@ -53,19 +54,24 @@ def _check_pair(a, b, names=("student_logits", "teacher_logits")) -> None:
                          f"{tuple(a.shape)} and {tuple(b.shape)}")
 
 
+def _is_real(x) -> bool:
+    if isinstance(x, torch.Tensor):
+        return x.dim() == 0 and x.dtype != torch.bool
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
 def _check_temperature(T) -> None:
-    if isinstance(T, bool) or not isinstance(T, (int, float)) or not math.isfinite(T) or T <= 0:
+    if not _is_real(T) or not math.isfinite(float(T)) or float(T) <= 0:
         raise ValueError(f"temperature T must be a finite number > 0, got {T!r}")
 
 
 def _check_gamma(gamma) -> None:
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0.0 <= gamma <= 1.0:
+    if not _is_real(gamma) or not 0.0 <= float(gamma) <= 1.0:
         raise ValueError(f"gamma (weight of the distillation term) must lie in [0, 1], got {gamma!r}")
 
 
 def _check_multiplier(multiplier) -> None:
-    if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) \
-            or not math.isfinite(multiplier) or multiplier <= 0:
+    if not _is_real(multiplier) or not math.isfinite(float(multiplier)) or float(multiplier) <= 0:
         raise ValueError(f"multiplier (radius of the sphere) must be a finite number > 0, got {multiplier!r}")
 
 

@@ -61,6 +61,8 @@ def ece(logits, labels, n_bins: int = 15) -> float:
 
 def entropy(logits, T: float = 1.0) -> float:
     """Mean entropy (nats) of softmax(z / T)."""
+    if not T > 0:
+        raise ValueError(f"temperature T must be > 0, got {T!r}")
     log_p = torch.log_softmax(logits.detach().float() / T, dim=-1)
     return -(log_p.exp() * log_p).sum(-1).mean().item()
 

@@ -59,6 +59,9 @@ def dice_temperature_search(teacher_logits: torch.Tensor, student_logits: torch.
         ``label_term``, ``total``, one row per temperature, in the given order.
     """
     _check_pair(student_logits, teacher_logits)
+    if labels is None:
+        raise ValueError("labels are required: the label term compares the softened teacher "
+                         "with one-hot labels")
     _check_labels(labels, *teacher_logits.shape)
     temperatures = list(temperatures)
     if not temperatures:

@@ -118,10 +118,6 @@ def test_bad_val_fraction_raises():
             data.load("digits", val_fraction=bad)
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="package bug: load('digits') never validates test_fraction; -0.2 silently "
-                          "puts 1438 of 1797 images in the test split, 1.0 fails with numpy's "
-                          "'need at least one array to concatenate'")
 @pytest.mark.parametrize("bad", [-0.2, 1.0, 1.5])
 def test_bad_test_fraction_raises(bad):
     with pytest.raises(ValueError, match="test_fraction"):

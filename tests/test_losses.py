@@ -662,3 +662,14 @@ def test_per_sample_broadcasts_over_stacked_members(rng, cls, masked):
             ref = (gammas[i] * Ts[i] ** 2 * np_kl(t[i].numpy(), s[i].numpy(), Ts[i])
                    + (1 - gammas[i]) * np_ce(s[i].numpy(), y[i].numpy()) * m)
             np.testing.assert_allclose(stacked[i].numpy(), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_numpy_and_tensor_scalars_are_accepted_as_hyperparameters():
+    import numpy as np
+    s = torch.randn(4, 5)
+    t = torch.randn(4, 5)
+    ref = kd_loss(s, t, T=2.0, gamma=0.5)
+    assert torch.allclose(kd_loss(s, t, T=np.float32(2.0), gamma=np.float64(0.5)), ref)
+    assert torch.allclose(kd_loss(s, t, T=torch.tensor(2.0), gamma=0.5), ref)
+    with pytest.raises(ValueError, match="temperature"):
+        kd_loss(s, t, T=np.float32(0.0))

@@ -158,9 +158,6 @@ def test_mismatched_shapes_raise(rng):
         dice_temperature_search(t[0], s[0], y[:1])
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="package bug: labels=None slips past _check_labels (which accepts None) "
-                          "and fails later in F.one_hot with AttributeError instead of ValueError")
 def test_missing_labels_raise_value_error(rng):
     t, s, _ = _ok(rng)
     with pytest.raises(ValueError, match="labels"):
