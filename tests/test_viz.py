@@ -1,0 +1,233 @@
+"""skdtutor.viz: the kernel-free softmax explorer's markup (no browser) and the figure helpers.
+
+The explorer's behaviour in a real browser is tested in tests/test_browser.py.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import types
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+from skdtutor import viz
+
+matplotlib.use("Agg")
+
+Z = [2.0, 1.0, 0.1, -1.0]
+NAMES = ["cat", "dog", "car", "ship"]
+
+
+def softmax(z, T):
+    z = np.asarray(z, dtype=np.float64) / T
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def sphere(z, m):
+    z = np.asarray(z, dtype=np.float64)
+    return m * (z - z.mean()) / np.sqrt(z.var() + 1e-7)
+
+
+def spec_of(html: str) -> dict:
+    """The JSON data island the script reads."""
+    found = re.findall(r'<script type="application/json" class="skd-spec">(.*?)</script>', html, re.S)
+    assert len(found) == 1
+    return json.loads(found[0])
+
+
+def static_probs(html: str, panel: str) -> np.ndarray:
+    """The data-prob values of one panel's bars in the static (pre-script) drawing."""
+    part = html.split(f'data-panel="{panel}"', 1)[1].split('class="skd-panel"', 1)[0]
+    return np.array([float(p) for p in re.findall(r'class="skd-bar" data-class="\d+" data-prob="([^"]+)"', part)])
+
+
+# ----------------------------------------------------------------------------- validation
+
+@pytest.mark.parametrize("logits", [
+    [1.0],                                   # one class
+    [[[1.0, 2.0]]],                          # 3-D
+    [1.0, float("nan"), 0.0],                # NaN
+    [1.0, float("inf"), 0.0],                # inf
+    np.zeros((0, 3)),                        # no rows
+], ids=["one-class", "3d", "nan", "inf", "no-rows"])
+def test_bad_logits_raise(logits):
+    with pytest.raises(ValueError):
+        viz.softmax_explorer(logits)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"t_range": (0.0, 4.0)},
+    {"t_range": (-1.0, 4.0)},
+    {"t_range": (4.0, 1.0)},
+    {"t_range": (2.0, 2.0)},
+    {"t_range": (1.0, float("nan"))},
+    {"t_range": 4.0},
+    {"t_range": (1.0, 2.0, 3.0)},
+    {"temperature": 64.0},                   # outside the default range (0.25, 32)
+    {"temperature": 0.1},
+    {"temperature": True},
+    {"temperature": float("nan")},
+    {"multiplier": 0.1},                     # outside the default m_range (0.5, 6)
+    {"multiplier": 10.0},
+    {"m_range": (3.0, 1.0)},
+    {"highlight": 4},                        # 4 classes: indices 0..3
+    {"highlight": -1},
+    {"highlight": [0, 1]},                   # one row, two entries
+    {"labels": ["a", "b"]},                  # one row, two labels
+    {"width": 50},
+], ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
+def test_bad_options_raise(kwargs):
+    with pytest.raises(ValueError):
+        viz.softmax_explorer(Z, NAMES, **kwargs)
+
+
+@pytest.mark.parametrize("names", [["a", "b", "c"], ["a", "b", "c", "d", "e"]])
+def test_mismatched_class_names_raise(names):
+    with pytest.raises(ValueError, match="class names"):
+        viz.softmax_explorer(Z, names)
+
+
+def test_accepts_lists_arrays_and_tensors_with_grad():
+    t = torch.tensor([Z, Z[::-1]], requires_grad=True)
+    for logits in (Z, np.array(Z), t, t * 2):
+        html = viz.softmax_explorer(logits, NAMES).html()
+        assert 'class="skd-explorer"' in html
+    explorer = viz.softmax_explorer(t, NAMES, highlight=np.int64(2))
+    assert explorer.logits.shape == (2, 4) and explorer.highlight == [2, 2]
+
+
+# ----------------------------------------------------------------------------- markup
+
+def test_html_embeds_logits_class_names_and_labels():
+    z = np.array([[3.25, -1.5, 0.125, 7.0], [0.1, 0.2, 0.3, 1e-9]])
+    explorer = viz.softmax_explorer(z, NAMES, labels=["first", "second"], highlight=[1, None],
+                                    temperature=2.0, multiplier=1.5)
+    html = explorer.html()
+    spec = spec_of(html)
+    assert spec["classes"] == NAMES
+    assert spec["spherical"] is True
+    assert [s["label"] for s in spec["samples"]] == ["first", "second"]
+    assert [s["highlight"] for s in spec["samples"]] == [1, None]
+    np.testing.assert_array_equal(np.array([s["logits"] for s in spec["samples"]]), z)  # exact round trip
+    for name in NAMES + ["first", "second"]:
+        assert f">{name}<" in html                     # visible as names / menu entries
+    assert not re.findall(r"__[A-Z0-9_]+__", html), "a template placeholder was left unfilled"
+
+
+def test_static_drawing_matches_softmax():
+    """Before (or without) JavaScript the bars already show softmax(z / T0) and the SKD panel."""
+    explorer = viz.softmax_explorer(Z, NAMES, temperature=3.0, multiplier=2.5)
+    html = explorer.html()
+    np.testing.assert_allclose(static_probs(html, "raw"), softmax(Z, 3.0), atol=1e-10)
+    np.testing.assert_allclose(static_probs(html, "spherical"), softmax(sphere(Z, 2.5), 3.0), atol=1e-10)
+    np.testing.assert_allclose(explorer.probabilities(8.0), softmax(Z, 8.0), atol=1e-12)
+    assert 'class="skd-T-value"' in html and ">3.00</output>" in html
+    assert "static view at T = 3.00" in html
+
+
+def test_without_multiplier_there_is_one_panel():
+    html = viz.softmax_explorer(Z, NAMES).html()
+    assert html.count('class="skd-panel"') == 1 and 'data-panel="spherical"' not in html
+    assert spec_of(html)["spherical"] is False
+
+
+def test_slider_range_is_log_temperature():
+    html = viz.softmax_explorer(Z, NAMES, temperature=4.0, t_range=(0.5, 16.0)).html()
+    slider = re.search(r'<input class="skd-T"[^>]*>', html).group(0)
+    attrs = dict(re.findall(r'(\w+)="([^"]*)"', slider))
+    assert float(attrs["min"]) == pytest.approx(np.log10(0.5))
+    assert float(attrs["max"]) == pytest.approx(np.log10(16.0))
+    assert float(attrs["value"]) == pytest.approx(np.log10(4.0), abs=1e-15)
+    assert attrs["step"] == "any"                       # no snapping away from the initial T
+
+
+def test_ids_are_unique_per_explorer_and_per_rendering():
+    a, b = viz.softmax_explorer(Z, NAMES), viz.softmax_explorer(Z, NAMES)
+    assert a.element_id != b.element_id
+    page = a.html() + b.html() + a.html() + a._repr_html_()   # the same object shown three times
+    roots = re.findall(r'<div class="skd-explorer" id="([^"]+)"', page)
+    assert len(roots) == 4 and len(set(roots)) == 4
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), "duplicate element ids on one page"
+    assert a.element_id in roots[0]
+    for root in roots:                                  # each script looks up its own root
+        assert page.count(f'var id = "{root}"') == 1
+
+
+def test_markup_is_offline_and_self_contained():
+    html = viz.softmax_explorer(np.ones((3, 10)), [f"class {i}" for i in range(10)],
+                                labels=list("abc"), multiplier=2.0).html()
+    assert not re.search(r"https?://", html), "the explorer must not reference any URL"
+    assert not re.search(r"\b(src|href)\s*=", html, re.I), "the explorer must not load files"
+    assert "@import" not in html and "url(" not in html
+    assert not re.search(r"\bimport\s*\(|fetch\(|XMLHttpRequest|require\(", html)
+
+
+def test_hostile_names_are_escaped():
+    names = ["</script><b>x", "a&b", '"q"', "<!--"]
+    html = viz.softmax_explorer(Z, names, title="<i>T</i>", labels=["</script>"]).html()
+    assert html.count("</script>") == 2                 # the data island and the script, nothing else
+    assert "<b>x" not in html and "<i>T</i>" not in html and "<!--" not in html
+    assert spec_of(html)["classes"] == names
+    assert spec_of(html)["samples"][0]["label"] == "</script>"
+
+
+def test_display_paths_need_no_ipywidgets(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)   # importing it would fail
+    explorer = viz.SoftmaxExplorer(Z, NAMES)
+    assert explorer._repr_html_().startswith('<div class="skd-explorer"')
+    ipy = explorer.to_ipython()
+    assert type(ipy).__name__ == "HTML" and 'class="skd-explorer"' in ipy.data
+    assert "SoftmaxExplorer: 1 sample(s) x 4 classes" in repr(explorer)
+
+
+def test_many_classes_hide_printed_values():
+    """100 classes cannot print a value over every bar; the names go too."""
+    html = viz.softmax_explorer(np.linspace(-3, 3, 100)).html()
+    assert html.count('class="skd-bar"') == 100
+    assert 'class="skd-val" style="font-size:10px;line-height:12px;color:#333;text-align:center;' \
+           'overflow:hidden;white-space:nowrap;visibility:hidden;' in html
+
+
+@pytest.mark.parametrize("T, text", [(0.25, "0.250"), (1.0, "1.00"), (3.98107, "3.98"), (8.0, "8.00"),
+                                     (9.999, "10.0"), (32.0, "32.0"), (100.0, "100")])
+def test_temperature_text_matches_javascript_toPrecision3(T, text):
+    assert viz._fmt_t(T) == text
+
+
+# ----------------------------------------------------------------------------- figures and glue
+
+def test_temperature_grid_returns_a_figure():
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    fig = viz.temperature_grid(Z, (1, 4), class_names=NAMES, title="t", highlight=0)
+    try:
+        assert isinstance(fig, Figure) and len(fig.axes) == 2
+        heights = [p.get_height() for p in fig.axes[1].patches]
+        np.testing.assert_allclose(heights, softmax(Z, 4), atol=1e-12)
+    finally:
+        plt.close(fig)
+
+
+def test_glue_falls_back_without_myst_nb(monkeypatch):
+    monkeypatch.setitem(sys.modules, "myst_nb", None)     # `from myst_nb import glue` raises ImportError
+    shown = []
+    import IPython.display
+    monkeypatch.setattr(IPython.display, "display", lambda v: shown.append(v))
+    assert viz.glue("ch0_x", 1.5) == 1.5 and shown == []
+    assert viz.glue("ch0_y", 2.5, display=True) == 2.5 and shown == [2.5]
+
+
+def test_glue_uses_myst_nb_when_present(monkeypatch):
+    calls = []
+    fake = types.ModuleType("myst_nb")
+    fake.glue = lambda name, value, display=False: calls.append((name, value, display))
+    monkeypatch.setitem(sys.modules, "myst_nb", fake)
+    assert viz.glue("ch0_z", 3, display=False) == 3
+    assert calls == [("ch0_z", 3, False)]
