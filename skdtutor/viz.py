@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 __all__ = ["set_style", "METHOD_COLORS", "method_color", "temperature_grid", "errorbar_lines", "glue",
-           "softmax_explorer", "SoftmaxExplorer"]
+           "softmax_explorer", "SoftmaxExplorer", "show_input"]
 
 # One colour per method, used by every chapter.
 METHOD_COLORS = {"ce": "#4c4c4c", "kd": "#1f77b4", "skd": "#d62728", "dice": "#2ca02c",
@@ -253,6 +253,9 @@ class SoftmaxExplorer:
                                 + "; the sliders appear when JavaScript runs (trusted notebook, Colab"
                                   " or the book's web page)"),
             "__PANELS__": panel_html,
+            "__LEGEND__": "" if all(h is None for h in self.highlight) else (
+                f'<span style="display:inline-block;width:10px;height:10px;background:{_HIGHLIGHT};'
+                f'vertical-align:-1px"></span> highlighted class'),
             "__SPEC__": spec_json,
         }
         replacements["__BAR_HEIGHT__"] = str(_BAR_HEIGHT)
@@ -326,18 +329,26 @@ def _panel_html(kind, caption, color, probs, class_names, highlight, bar) -> str
         f'overflow:hidden;text-overflow:ellipsis;white-space:nowrap;'
         f'font-weight:{"bold" if j == highlight else "normal"};{hide_names}">{esc(n)}</div>'
         for j, n in enumerate(class_names))
-    max_width = len(class_names) * (_BAR_MAX + 2)
+    axis_w = 20
+    max_width = len(class_names) * (_BAR_MAX + 2) + axis_w
+    ticks = "".join(
+        f'<span style="position:absolute;right:4px;bottom:{round(v * _BAR_HEIGHT) - 6}px">{text}</span>'
+        for v, text in ((0.0, "0"), (0.5, ".5"), (1.0, "1")))
     return (
         f'<div class="skd-panel" data-panel="{kind}" data-color="{color}" '
         f'style="flex:1 1 240px;min-width:0;max-width:{max_width}px">'
         f'<div style="font-size:12px;color:#222">{esc(caption)}</div>'
         f'<div class="skd-stats" style="font-size:11px;color:#666;margin-bottom:2px">'
         f'max p {probs.max():.3f} \u00b7 entropy {entropy:.3f} nats</div>'
-        f'<div class="skd-plot" style="display:flex;align-items:flex-end;gap:2px;'
-        f'height:{_BAR_HEIGHT + 14}px;border-bottom:1px solid #888;'
+        f'<div style="display:flex">'
+        f'<div aria-hidden="true" style="position:relative;flex:none;width:{axis_w}px;'
+        f'height:{_BAR_HEIGHT + 14}px;font-size:9px;color:#888">{ticks}</div>'
+        f'<div class="skd-plot" style="flex:1 1 auto;min-width:0;display:flex;align-items:flex-end;gap:2px;'
+        f'height:{_BAR_HEIGHT + 14}px;border-bottom:1px solid #888;border-left:1px solid #ccc;'
         f'background:repeating-linear-gradient(to top,#e8e8e8 0,#e8e8e8 1px,transparent 1px,'
-        f'transparent {_BAR_HEIGHT // 4}px)">{"".join(cols)}</div>'
-        f'<div style="display:flex;gap:2px;margin-top:2px">{names}</div></div>')
+        f'transparent {_BAR_HEIGHT // 4}px)">{"".join(cols)}</div></div>'
+        f'<div style="display:flex;margin-top:2px"><div style="flex:none;width:{axis_w + 1}px"></div>'
+        f'<div style="flex:1 1 auto;min-width:0;display:flex;gap:2px">{names}</div></div></div>')
 
 
 def softmax_explorer(logits, class_names=None, **kwargs) -> SoftmaxExplorer:
@@ -352,3 +363,28 @@ def softmax_explorer(logits, class_names=None, **kwargs) -> SoftmaxExplorer:
     Raises ``ValueError`` on malformed input. Display the result in a cell.
     """
     return SoftmaxExplorer(logits, class_names, **kwargs)
+
+
+def show_input(x, ax=None, title: str | None = None):
+    """Draw one input sample on ``ax``: an image ``(C, H, W)`` (grey for one channel) or a
+    1-D signal ``(C, L)`` (one line per channel, e.g. MNIST-1D). Ticks are hidden for images.
+    Returns the Axes."""
+    ax = ax or plt.gca()
+    a = torch.as_tensor(x).detach().cpu().float()
+    if a.dim() == 3:
+        img = a[0] if a.shape[0] == 1 else a.permute(1, 2, 0)
+        if img.dim() == 3:  # colour: rescale each image to [0, 1] for display
+            img = (img - img.min()) / (img.max() - img.min() + 1e-8)
+        ax.imshow(img.numpy(), cmap="gray_r" if img.dim() == 2 else None, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+    elif a.dim() == 2:
+        for channel in a:
+            ax.plot(channel.numpy(), lw=1.2)
+        ax.set_xlabel("position")
+    else:
+        raise ValueError(f"show_input takes one sample (C, H, W) or (C, L), got shape {tuple(a.shape)}")
+    if title:
+        ax.set_title(title)
+    return ax
