@@ -1,4 +1,5 @@
-"""Command line: ``python -m skdtutor compare ...`` (see ``python -m skdtutor compare --help``)."""
+"""Command line: ``python -m skdtutor compare ...`` and ``python -m skdtutor results ...``
+(see ``python -m skdtutor compare --help``, ``python -m skdtutor results --help``)."""
 from __future__ import annotations
 
 import argparse
@@ -20,12 +21,34 @@ def _floats(text: str) -> list[float]:
 def _methods(text: str) -> list[str]:
     from .losses import METHODS
 
+    known = [*METHODS, KD_AT_DICE]
     values = [v.strip().lower() for v in text.split(",") if v.strip()]
-    unknown = [v for v in values if v not in METHODS]
+    unknown = [v for v in values if v not in known]
     if not values or unknown:
         raise argparse.ArgumentTypeError(f"unknown method(s) {unknown or text!r}; choose from "
-                                         f"{','.join(METHODS)}")
+                                         f"{','.join(known)}")
     return values
+
+
+KD_AT_DICE = "kd@dice"  # = skdtutor.experiments.KD_AT_DICE (not imported here: keeps --help fast)
+
+
+def _datasets(text: str) -> list[str]:
+    from .data import DATASETS
+
+    values = [v.strip().lower() for v in text.split(",") if v.strip()]
+    unknown = [v for v in values if v not in DATASETS]
+    if not values or unknown:
+        raise argparse.ArgumentTypeError(f"unknown dataset(s) {unknown or text!r}; choose from "
+                                         f"{','.join(DATASETS)}")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def _seeds(text: str):
@@ -57,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--teacher-width", type=int, default=None, help="teacher capacity knob")
     c.add_argument("--student-width", type=int, default=None, help="student capacity knob")
     c.add_argument("--methods", type=_methods, default=["ce", "kd", "skd"],
-                   help="comma-separated losses among ce, kd, skd, dice")
+                   help="comma-separated losses among ce, kd, skd, dice, kd@dice "
+                        "(KD at the temperature chosen by the Dice search)")
     c.add_argument("--temperatures", type=_floats, default=[1.0, 4.0, 16.0],
                    help="comma-separated distillation temperatures (ce ignores them)")
     c.add_argument("--seeds", type=_seeds, default=3,
@@ -75,22 +99,104 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train students one by one instead of as one stacked model (same numbers)")
     c.add_argument("--csv", default=None, help="also write one row per run to this CSV file")
     c.add_argument("--progress", action="store_true", help="show progress bars")
+    for p in (c, _results_parser(sub, DATASETS)):
+        p.add_argument("--dice-temperatures", type=_floats, default=None,
+                       help="candidate temperatures of the Dice search used by kd@dice "
+                            "(default: skdtutor.temperature.DEFAULT_TEMPERATURES)")
+        p.add_argument("--threads", type=_positive_int, default=None,
+                       help="CPU threads for torch (1 is fastest for the embedded datasets' tiny "
+                            "models; default: torch's choice)")
     return parser
+
+
+def _results_parser(sub, datasets):
+    """``results``: the book's results table (chapter 6), every method on every dataset."""
+    r = sub.add_parser(
+        "results", help="the book's results table: every method on every dataset",
+        description="Train (or reuse from the cache) each dataset's teacher and distil one student per "
+                    "(method, temperature, seed): ce, kd, skd, dice and kd@dice (KD at the temperature "
+                    "chosen by the Dice search on the validation split). Prints one row per dataset, "
+                    "method and T with test accuracy mean ± std over the seeds and the teacher's and "
+                    "student's sizes: the table of the book's chapter 'Results at a glance' "
+                    "(skdtutor.experiments.results_table). Architectures and epochs default to each "
+                    "dataset's setting (skdtutor.experiments.SETTINGS).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r.add_argument("--dataset", type=_datasets, default="digits,mnist1d",
+                   help="comma-separated datasets among " + ", ".join(datasets)
+                        + " (digits and mnist1d need no download)")
+    r.add_argument("--methods", type=_methods, default="ce,kd,skd,dice," + KD_AT_DICE,
+                   help="comma-separated methods among ce, kd, skd, dice, kd@dice")
+    r.add_argument("--temperatures", type=_floats, default="1,4,16",
+                   help="comma-separated temperatures for kd, skd and dice")
+    r.add_argument("--seeds", type=_seeds, default=3,
+                   help="number of student seeds (0..N-1), or a comma-separated list of seeds")
+    r.add_argument("--gamma", type=float, default=0.9, help="weight of the distillation term")
+    r.add_argument("--multiplier", type=float, default=2.0, help="SKD sphere multiplier")
+    r.add_argument("--teacher-epochs", type=int, default=None, help="teacher epochs")
+    r.add_argument("--student-epochs", type=int, default=None, help="student epochs")
+    r.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    r.add_argument("--root", default=None, help="folder for torchvision datasets")
+    r.add_argument("--cache-dir", default=None,
+                   help="folder for cached teachers (default $SKDTUTOR_CACHE or ~/.cache/skdtutor)")
+    r.add_argument("--no-cache", action="store_true", help="retrain the teachers and do not save them")
+    r.add_argument("--sequential", action="store_true",
+                   help="train students one by one instead of as one stacked model (same numbers)")
+    r.add_argument("--csv", default=None, help="also write one row per student to this CSV file")
+    r.add_argument("--progress", action="store_true", help="show progress bars")
+    return r
+
+
+def _results(args) -> int:
+    from .experiments import results_table
+
+    start = time.perf_counter()
+    try:
+        table, runs = results_table(args.dataset, seeds=args.seeds, temperatures=args.temperatures,
+                                    methods=args.methods, return_runs=True, **_run_kwargs(args))
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for dataset, part in table.groupby("dataset", sort=False):
+        first = part.iloc[0]
+        print(f"dataset {dataset}: teacher {first['teacher']} ({first['teacher_params']:,} params, "
+              f"test acc {100 * first['teacher_test_acc']:.2f}%) -> student {first['student']} "
+              f"({first['student_params']:,} params)")
+    print(table[["dataset", "method", "T", "accuracy", "n"]].rename(
+        columns={"accuracy": "test acc % (mean ± std)", "n": "seeds"}).to_string(index=False))
+    if args.csv:
+        runs.to_csv(args.csv, index=False)
+        print(f"wrote {len(runs)} runs to {args.csv}")
+    print(f"wall time {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _run_kwargs(args) -> dict:
+    """Keyword arguments of :func:`skdtutor.experiments.compare` shared by both commands."""
+    kwargs = dict(gamma=args.gamma, multiplier=args.multiplier, teacher_epochs=args.teacher_epochs,
+                  student_epochs=args.student_epochs, device=args.device, root=args.root,
+                  cache=args.cache_dir, use_cache=not args.no_cache,
+                  batched=False if args.sequential else None, progress=args.progress)
+    if args.dice_temperatures is not None:
+        kwargs["dice_temperatures"] = args.dice_temperatures
+    return kwargs
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.command == "results":
+        return _results(args)
     from .experiments import compare, format_table, summarize
 
     start = time.perf_counter()
     try:
         runs = compare(args.dataset, teacher=args.teacher, student=args.student, methods=args.methods,
-                       temperatures=args.temperatures, seeds=args.seeds, gamma=args.gamma,
-                       multiplier=args.multiplier, teacher_width=args.teacher_width,
-                       student_width=args.student_width, teacher_epochs=args.teacher_epochs,
-                       student_epochs=args.student_epochs, device=args.device, root=args.root,
-                       cache=args.cache_dir, use_cache=not args.no_cache,
-                       batched=False if args.sequential else None, progress=args.progress)
+                       temperatures=args.temperatures, seeds=args.seeds,
+                       teacher_width=args.teacher_width, student_width=args.student_width,
+                       **_run_kwargs(args))
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
