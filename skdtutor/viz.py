@@ -379,6 +379,8 @@ def show_input(x, ax=None, title: str | None = None):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
     elif a.dim() == 2:
         for channel in a:
             ax.plot(channel.numpy(), lw=1.2)
