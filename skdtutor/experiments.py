@@ -361,15 +361,12 @@ def hard_targets(teacher: TeacherLogits, scale: float = 1e3) -> TeacherLogits:
     return TeacherLogits(one_hot(teacher.train), one_hot(teacher.val), one_hot(teacher.test))
 
 
-SEMI_VARIANTS = (("ce", "labels only"), ("kd", "soft"), ("skd", "soft"), ("kd", "hard"), ("skd", "hard"))
-
-
 def semi_supervised(dataset: str = "digits", fractions: Sequence[float] = (0.05, 0.1, 0.25),
                     seeds: int | Sequence[int] = 3, *, T: float = 4.0, gamma: float = 0.9,
                     multiplier: float = 2.0, teacher_steps: int = 300,
-                    student_epochs: int | None = None, subset_seed: int = 0, device="auto",
-                    root=None, cache=None, use_cache: bool = True,
-                    progress: bool = False) -> pd.DataFrame:
+                    student_epochs: int | None = None, subset_seed: int = 0,
+                    full_teacher: bool = True, device="auto", root=None, cache=None,
+                    use_cache: bool = True, progress: bool = False) -> pd.DataFrame:
     """Distillation when only a fraction of the training labels is kept.
 
     For every fraction ``f``: labels are kept for ``f`` of every class
@@ -383,7 +380,11 @@ def semi_supervised(dataset: str = "digits", fractions: Sequence[float] = (0.05,
     * ``kd``, ``skd`` / ``soft``: the teacher's soft targets on every sample, plus
       the labels where they are kept (``labelled`` mask, ``gamma`` weighting);
     * ``kd``, ``skd`` / ``hard``: the same with the teacher's arg-max
-      (:func:`hard_targets`) in place of its soft targets.
+      (:func:`hard_targets`) in place of its soft targets;
+    * with ``full_teacher``: ``kd`` / ``soft`` from the dataset's default teacher
+      (:func:`default_teacher`, trained on *all* the labels): what a better teacher
+      would give at the same labelled fraction. Column ``teacher_labels`` says which
+      teacher a row learnt from (``"labelled part"`` or ``"all"``).
 
     Student architecture, width, learning rate and batch size come from the
     dataset's :class:`Setting`; ``student_epochs`` defaults to its epochs. Returns
@@ -399,8 +400,9 @@ def semi_supervised(dataset: str = "digits", fractions: Sequence[float] = (0.05,
     fractions = [float(f) for f in fractions]
     epochs = student_epochs or setting.student_epochs
     resolved = resolve_device(device).type
-    key = ("semi-v1", dataset.lower(), fractions, seed_list, float(T), float(gamma), float(multiplier),
-           int(teacher_steps), int(epochs), int(subset_seed), repr(setting), resolved)
+    key = ("semi-v3", dataset.lower(), fractions, seed_list, float(T), float(gamma), float(multiplier),
+           int(teacher_steps), int(epochs), int(subset_seed), bool(full_teacher), repr(setting),
+           resolved)
     path = cache_dir(cache) / f"semi-{_fingerprint_text(repr(key))}.pkl"
     if use_cache and path.exists():
         return pd.read_pickle(path)
@@ -408,31 +410,54 @@ def semi_supervised(dataset: str = "digits", fractions: Sequence[float] = (0.05,
     student_kw = dict(width=setting.student_width,
                       depth=setting.student_depth if setting.student == "mlp" else None,
                       lr=setting.lr, batch_size=setting.batch_size, device=device, progress=progress)
-    soft_losses = [make_loss("ce"), make_loss("kd", T=T, gamma=gamma),
-                   make_loss("skd", T=T, gamma=gamma, multiplier=multiplier)]
-    hard_losses = soft_losses[1:]
+    # Soft and hard targets travel side by side (concatenated along the class axis) and each
+    # loss reads its own slice (routed_loss), so all five variants train as one stacked model.
+    distil_losses = [make_loss("kd", T=T, gamma=gamma),
+                     make_loss("skd", T=T, gamma=gamma, multiplier=multiplier)]
+    losses = [make_loss("ce")] + [routed_loss(loss, index, data.num_classes)
+                                  for index in (0, 1) for loss in distil_losses]
+    if full_teacher:
+        full_model, full_logits, _ = get_teacher(  # = default_teacher(data), shared with the chapters
+            data, setting.teacher, setting.teacher_width, setting.teacher_epochs, seed=0,
+            lr=setting.lr, batch_size=setting.batch_size, device=device, cache=cache,
+            use_cache=use_cache, progress=progress)
+        losses.append(routed_loss(distil_losses[0], 2, data.num_classes))
     parts = []
     for fraction in fractions:
         mask = labelled_mask(data, fraction, subset_seed)
         labelled_data = data.subset(torch.nonzero(mask).flatten())
         n_lab = int(mask.sum())
         t_epochs = max(1, math.ceil(teacher_steps / math.ceil(n_lab / setting.batch_size)))
-        t_model, t_logits_lab, _ = get_teacher(labelled_data, setting.teacher, setting.teacher_width,
-                                               t_epochs, seed=0, lr=setting.lr,
-                                               batch_size=setting.batch_size, device=device,
-                                               cache=cache, use_cache=use_cache, progress=progress)
+        t_model, _, _ = get_teacher(labelled_data, setting.teacher, setting.teacher_width, t_epochs,
+                                    seed=0, lr=setting.lr, batch_size=setting.batch_size,
+                                    device=device, cache=cache, use_cache=use_cache,
+                                    progress=progress)
         t_logits = compute_teacher_logits(t_model, data, device=device)  # on the whole training split
-        for targets, teacher_logits, losses in (("soft", t_logits, soft_losses),
-                                                ("hard", hard_targets(t_logits), hard_losses)):
-            part = run_students(data, teacher_logits, setting.student, losses, seed_list, epochs,
-                                labelled=mask, **student_kw)
-            part.insert(0, "targets", ["labels only" if m == "ce" else targets for m in part["method"]])
-            parts.append(part.assign(
-                fraction=fraction, n_labelled=n_lab, teacher=setting.teacher,
-                teacher_params=count_parameters(t_model), teacher_epochs=t_epochs,
-                teacher_test_acc=(t_logits.test.argmax(-1) == data.y_test).float().mean().item(),
-                teacher_unlabelled_acc=(t_logits.train.argmax(-1)[~mask]
-                                        == data.y_train[~mask]).float().mean().item()))
+        hard = hard_targets(t_logits)
+        sources = [t_logits, hard] + ([full_logits] if full_teacher else [])
+        both = TeacherLogits(*(torch.cat([getattr(t, split) for t in sources], dim=-1)
+                               for split in ("train", "val", "test")))
+        part = run_students(data, both, setting.student, losses, seed_list, epochs,
+                            labelled=mask, **student_kw)
+        index = part["teacher_index"].fillna(0).astype(int)
+        part.insert(0, "targets", ["labels only" if m == "ce" else ("soft", "hard", "soft")[i]
+                                   for m, i in zip(part["method"], index)])
+        part.insert(1, "teacher_labels", ["all" if i == 2 else "labelled part" for i in index])
+        part = part.drop(columns=["teacher_index", "num_classes", "test_agreement"], errors="ignore")
+        parts.append(part.assign(
+            fraction=fraction, n_labelled=n_lab, teacher=setting.teacher,
+            teacher_params=count_parameters(t_model), teacher_epochs=t_epochs,
+            teacher_test_acc=(t_logits.test.argmax(-1) == data.y_test).float().mean().item(),
+            teacher_unlabelled_acc=(t_logits.train.argmax(-1)[~mask]
+                                    == data.y_train[~mask]).float().mean().item()))
+        if full_teacher:  # rows distilled from the all-label teacher describe that teacher
+            full = parts[-1]["teacher_labels"] == "all"
+            parts[-1].loc[full, "teacher_params"] = count_parameters(full_model)
+            parts[-1].loc[full, "teacher_epochs"] = setting.teacher_epochs
+            parts[-1].loc[full, "teacher_test_acc"] = (full_logits.test.argmax(-1)
+                                                       == data.y_test).float().mean().item()
+            parts[-1].loc[full, "teacher_unlabelled_acc"] = (
+                full_logits.train.argmax(-1)[~mask] == data.y_train[~mask]).float().mean().item()
     runs = pd.concat(parts, ignore_index=True)
     runs.insert(0, "dataset", data.name)
     runs.loc[runs["method"] == "ce", "T"] = float("nan")
