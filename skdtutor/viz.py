@@ -250,8 +250,8 @@ class SoftmaxExplorer:
             "__OPTIONS__": options,
             "__STATIC_NOTE__": (f"static view at T = {_fmt_t(self.temperature)}"
                                 + (f", m = {m0:.2f}" if spherical else "")
-                                + "; the sliders appear when JavaScript runs (trusted notebook, Colab"
-                                  " or the book's web page)"),
+                                + ". The sliders need JavaScript: run this cell (or trust the notebook)"
+                                  " in Jupyter, or open the book's web page."),
             "__PANELS__": panel_html,
             "__LEGEND__": "" if all(h is None for h in self.highlight) else (
                 f'<span style="display:inline-block;width:10px;height:10px;background:{_HIGHLIGHT};'

@@ -27,7 +27,8 @@ import pytest
 
 from skdtutor import viz
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian's Chromium; SKDTUTOR_CHROMIUM overrides the path (e.g. to check the skip logic).
+CHROMIUM = os.environ.get("SKDTUTOR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -116,13 +117,15 @@ def tab(browser):
     t.close()
 
 
-def read_state(frame, root_id: str) -> dict:
-    """Everything the reader sees in one explorer, plus its inputs, read from the DOM."""
-    return frame.evaluate("""id => {
-        const r = document.getElementById(id);
+def read_state(frame, index: int) -> dict:
+    """Everything the reader sees in the index-th explorer of a page (or frame), plus its
+    inputs, read from the DOM. Explorers are addressed by position, not id, so that the same
+    markup shown twice (glue with display=True) is checked copy by copy."""
+    return frame.evaluate("""i => {
+        const r = document.querySelectorAll('.skd-explorer')[i];
         const q = s => r.querySelector(s);
         return {
-          spec: q('script.skd-spec').textContent,
+          id: r.id, spec: q('script.skd-spec').textContent,
           ready: r.getAttribute('data-ready'), error: r.getAttribute('data-error'),
           tValue: q('input.skd-T').value, mValue: q('input.skd-m').value, sample: q('select.skd-sample').value,
           tText: q('.skd-T-value').textContent, mText: q('.skd-m-value').textContent,
@@ -134,14 +137,14 @@ def read_state(frame, root_id: str) -> dict:
             values: Array.from(p.querySelectorAll('.skd-val')).map(v => v.textContent),
           })),
         };
-    }""", root_id)
+    }""", index)
 
 
-def check_state(state: dict) -> dict:
+def check_state(state: dict) -> np.ndarray:
     """Compare what the explorer shows with softmax computed here from its slider values and
     the logits embedded in the page. Returns the raw-panel probabilities."""
-    assert state["ready"] == "1", "the explorer's script did not run"
-    assert state["error"] is None, f"the explorer's script failed: {state['error']}"
+    assert state["ready"] == "1", f"the script of explorer {state['id']} did not run"
+    assert state["error"] is None, f"the script of explorer {state['id']} failed: {state['error']}"
     assert state["controlsShown"], "the sliders are still hidden"
     spec = json.loads(state["spec"])
     T = 10 ** float(state["tValue"])
@@ -158,17 +161,19 @@ def check_state(state: dict) -> dict:
         want = expected[panel["kind"]]
         got = np.array([float(p) for p in panel["probs"]])
         assert got.shape == want.shape
-        np.testing.assert_allclose(got, want, atol=TOL, err_msg=f"{panel['kind']} panel at T={T}")
-        np.testing.assert_allclose(got, want, atol=STRICT, rtol=0, err_msg=f"{panel['kind']} panel at T={T}")
+        where = f"{state['id']}, {panel['kind']} panel at T={T}"
+        np.testing.assert_allclose(got, want, atol=TOL, err_msg=where)
+        np.testing.assert_allclose(got, want, atol=STRICT, rtol=0, err_msg=where)
         shown = np.array([float(v) for v in panel["values"]])          # the printed labels
-        np.testing.assert_allclose(shown, want, atol=0.005 + 1e-9)
+        np.testing.assert_allclose(shown, want, atol=0.005 + 1e-9, err_msg=where)
         heights = np.array(panel["heights"])                            # the drawn bars
-        np.testing.assert_allclose(heights, np.maximum(1, np.round(want * BAR_HEIGHT)), atol=1.01)
+        np.testing.assert_allclose(heights, np.maximum(1, np.round(want * BAR_HEIGHT)), atol=1.01,
+                                   err_msg=where)
     return expected["raw"]
 
 
-def explorer_ids(frame) -> list[str]:
-    return frame.eval_on_selector_all(".skd-explorer", "els => els.map(e => e.id)")
+def count_explorers(frame) -> int:
+    return frame.locator(".skd-explorer").count()
 
 
 def wait_ready(frame, n: int | None = None):
@@ -179,9 +184,13 @@ def wait_ready(frame, n: int | None = None):
     }""", arg=n, timeout=15000)
 
 
-def drag_slider(page, root_id: str, cls: str, fraction: float):
-    """A real mouse drag: press on the slider's thumb, move to `fraction` of the track, release."""
-    slider = page.locator(f"#{root_id} input.{cls}")
+def control(frame, index: int, selector: str):
+    return frame.locator(".skd-explorer").nth(index).locator(selector)
+
+
+def drag_slider(page, slider, fraction: float):
+    """A real mouse drag: press on the slider's thumb, move to `fraction` of the track, release.
+    ``slider`` is a locator (in the page or in an iframe: the mouse works in page coordinates)."""
     slider.scroll_into_view_if_needed()
     box = slider.bounding_box()
     lo, hi, value = (float(slider.get_attribute("min")), float(slider.get_attribute("max")),
@@ -189,60 +198,56 @@ def drag_slider(page, root_id: str, cls: str, fraction: float):
     thumb = 8  # half of Chromium's default thumb width, in pixels
     x_of = lambda f: box["x"] + thumb + f * (box["width"] - 2 * thumb)  # noqa: E731
     y = box["y"] + box["height"] / 2
-    page.mouse.move(x_of((value - lo) / (hi - lo)), y)
+    start = (value - lo) / (hi - lo)
+    page.mouse.move(x_of(start), y)
     page.mouse.down()
     for step in range(1, 6):  # several moves, as a hand would
-        page.mouse.move(x_of((value - lo) / (hi - lo) + step / 5 * (fraction - (value - lo) / (hi - lo))), y)
+        page.mouse.move(x_of(start + step / 5 * (fraction - start)), y)
     page.mouse.up()
 
 
-def press(page, root_id: str, cls: str, key: str):
-    page.locator(f"#{root_id} input.{cls}").press(key)
-
-
-def exercise(page, root_id: str, frame=None) -> int:
-    """Move every control of one explorer; check every bar after each move. Returns the number
-    of checks made. Other explorers on the page must not change."""
+def exercise(page, index: int, frame=None) -> int:
+    """Move every control of the index-th explorer; check every bar after each move. Returns
+    the number of checks made. The other explorers on the page must not change."""
     frame = frame or page
-    others = [i for i in explorer_ids(frame) if i != root_id]
+    others = [i for i in range(count_explorers(frame)) if i != index]
     before_others = [read_state(frame, i) for i in others]
-    state = read_state(frame, root_id)
+    state = read_state(frame, index)
     spec = json.loads(state["spec"])
-    first = check_state(state)
+    check_state(state)
     checks = 1
 
-    def moved(action, expect_change=True):
+    def moved(action):
         nonlocal checks
-        old = read_state(frame, root_id)
+        old = read_state(frame, index)
         action()
-        new = read_state(frame, root_id)
+        new = read_state(frame, index)
         probs = check_state(new)
         checks += 1
-        if expect_change:
-            assert (new["tValue"], new["mValue"], new["sample"]) != (old["tValue"], old["mValue"], old["sample"]), \
-                "the control did not move"
+        assert (new["tValue"], new["mValue"], new["sample"]) != (old["tValue"], old["mValue"], old["sample"]), \
+            "the control did not move"
         return probs
 
-    # T: a real drag to the high end, then the keyboard to both ends and back up a few steps.
-    hot = moved(lambda: drag_slider(page, root_id, "skd-T", 0.95))
-    cold = moved(lambda: press(page, root_id, "skd-T", "Home"))
+    slider_t, slider_m = control(frame, index, "input.skd-T"), control(frame, index, "input.skd-m")
+    # T: a real drag to the high end, the keyboard to both ends and a few steps, another drag.
+    hot = moved(lambda: drag_slider(page, slider_t, 0.95))
+    cold = moved(lambda: slider_t.press("Home"))
     assert np.abs(hot - cold).max() > 1e-3 or np.ptp(spec["samples"][0]["logits"]) < 1e-6, \
         "moving T changed nothing"
-    moved(lambda: press(page, root_id, "skd-T", "End"))
+    moved(lambda: slider_t.press("End"))
     for _ in range(3):
-        moved(lambda: press(page, root_id, "skd-T", "ArrowLeft"))
-    moved(lambda: drag_slider(page, root_id, "skd-T", 0.4))
+        moved(lambda: slider_t.press("ArrowLeft"))
+    moved(lambda: drag_slider(page, slider_t, 0.4))
     if spec["spherical"]:
-        moved(lambda: drag_slider(page, root_id, "skd-m", 0.8))
-        moved(lambda: press(page, root_id, "skd-m", "Home"))
-        moved(lambda: press(page, root_id, "skd-m", "ArrowRight"))
+        moved(lambda: drag_slider(page, slider_m, 0.8))
+        moved(lambda: slider_m.press("Home"))
+        moved(lambda: slider_m.press("ArrowRight"))
     for i in range(1, min(len(spec["samples"]), 4)):
-        moved(lambda: page.locator(f"#{root_id} select.skd-sample").select_option(str(i)))
-    assert first.shape == hot.shape
+        moved(lambda: control(frame, index, "select.skd-sample").select_option(str(i)))
     for other, before in zip(others, before_others):
         after = read_state(frame, other)
         assert after["panels"] == before["panels"] and after["tValue"] == before["tValue"], \
-            f"moving {root_id} changed {other}"
+            f"moving explorer {index} ({state['id']}) changed explorer {other} ({after['id']})"
     return checks
 
 
@@ -275,16 +280,28 @@ def test_explorer_file_real_drag_and_keyboard(tab, two_explorers, tmp_path):
     path.write_text(page_html(*two_explorers))
     tab.page.goto(path.as_uri())
     wait_ready(tab.page, 2)
-    ids = explorer_ids(tab.page)
-    assert ids == [e.element_id for e in two_explorers]
-    for root_id in ids:
-        assert exercise(tab.page, root_id) >= 6
-    # The drag really moved the thumb: T ended near 40% of the log range of the second explorer.
-    t_value = float(tab.page.locator(f"#{ids[1]} input.skd-T").input_value())
+    assert [read_state(tab.page, i)["id"] for i in range(2)] == [e.element_id for e in two_explorers]
+    for index in range(2):
+        assert exercise(tab.page, index) >= 6
+    # The last drag really moved the thumb: T of the second explorer ended near 40% of its
+    # log range (0.5 .. 20).
+    t_value = float(control(tab.page, 1, "input.skd-T").input_value())
     assert t_value == pytest.approx(np.log10(0.5) + 0.4 * np.log10(40), abs=0.12)
     assert_no_explorer_errors(tab)
     assert not tab.errors, tab.errors
     assert not tab.blocked, f"the explorer requested {tab.blocked}"
+
+
+def test_same_markup_twice_on_one_page(tab, two_explorers, tmp_path):
+    """glue(..., display=True) shows one output twice (same ids): both copies must work alone."""
+    html = two_explorers[1].html()
+    path = tmp_path / "twice.html"
+    path.write_text(f"<!doctype html><meta charset='utf-8'><body>{html}<p>text</p>{html}</body>")
+    tab.page.goto(path.as_uri())
+    wait_ready(tab.page, 2)
+    for index in range(2):
+        exercise(tab.page, index)
+    assert not tab.errors, tab.errors
 
 
 def test_explorer_extreme_temperatures_and_logits(tab, tmp_path):
@@ -295,9 +312,9 @@ def test_explorer_extreme_temperatures_and_logits(tab, tmp_path):
     path.write_text(page_html(e))
     tab.page.goto(path.as_uri())
     wait_ready(tab.page, 1)
-    np.testing.assert_allclose(check_state(read_state(tab.page, e.element_id)), softmax(z, 0.25), atol=TOL)
-    press(tab.page, e.element_id, "skd-T", "End")
-    np.testing.assert_allclose(check_state(read_state(tab.page, e.element_id)), softmax(z, 32.0), atol=TOL)
+    np.testing.assert_allclose(check_state(read_state(tab.page, 0)), softmax(z, 0.25), atol=TOL)
+    control(tab.page, 0, "input.skd-T").press("End")
+    np.testing.assert_allclose(check_state(read_state(tab.page, 0)), softmax(z, 32.0), atol=TOL)
     assert not tab.errors, tab.errors
 
 
@@ -348,20 +365,13 @@ def test_explorer_inserted_like_jupyter_front_ends(tab, two_explorers, front_end
     tab.page.evaluate(FRONT_ENDS[front_end], html)
     if front_end == "colab-iframe":
         tab.page.wait_for_selector("iframe#out")
-        frame = tab.page.frame_locator("iframe#out")
-        frame.locator(".skd-explorer").first.wait_for()
-        inner = next(f for f in tab.page.frames if f != tab.page.main_frame)
-        wait_ready(inner, 2)
-        for root_id in explorer_ids(inner):
-            check_state(read_state(inner, root_id))
-            frame.locator(f"#{root_id} input.skd-T").press("End")
-            check_state(read_state(inner, root_id))
-            frame.locator(f"#{root_id} input.skd-T").press("Home")
-            check_state(read_state(inner, root_id))
+        tab.page.frame_locator("iframe#out").locator(".skd-explorer").first.wait_for()
+        frame = next(f for f in tab.page.frames if f != tab.page.main_frame)
     else:
-        wait_ready(tab.page, 2)
-        for root_id in explorer_ids(tab.page):
-            exercise(tab.page, root_id)
+        frame = tab.page
+    wait_ready(frame, 2)
+    for index in range(2):
+        exercise(tab.page, index, frame=frame)
     assert not tab.errors, tab.errors
 
 
@@ -373,15 +383,14 @@ def test_explorer_without_javascript_shows_the_static_drawing(browser, two_explo
     t = Tab(browser, javascript=False)
     try:
         t.page.goto(path.as_uri())
-        for e in two_explorers:
-            note = t.page.locator(f"#{e.element_id} .skd-static-note")
+        for index, e in enumerate(two_explorers):
+            note = control(t.page, index, ".skd-static-note")
             assert note.is_visible() and "static view at T =" in note.inner_text()
-            assert not t.page.locator(f"#{e.element_id} .skd-controls").is_visible()
-            probs = [float(p) for p in t.page.locator(f"#{e.element_id} [data-panel=raw] .skd-bar")
-                     .evaluate_all("bs => bs.map(b => b.getAttribute('data-prob'))")]
+            assert not control(t.page, index, ".skd-controls").is_visible()
+            bars = control(t.page, index, "[data-panel=raw] .skd-bar")
+            probs = [float(p) for p in bars.evaluate_all("bs => bs.map(b => b.getAttribute('data-prob'))")]
             np.testing.assert_allclose(probs, softmax(e.logits[0].numpy(), e.temperature), atol=TOL)
-            heights = t.page.locator(f"#{e.element_id} [data-panel=raw] .skd-bar").evaluate_all(
-                "bs => bs.map(b => b.getBoundingClientRect().height)")
+            heights = bars.evaluate_all("bs => bs.map(b => b.getBoundingClientRect().height)")
             assert max(heights) > 10
     finally:
         t.close()
@@ -395,12 +404,12 @@ def test_screenshots_at_two_temperatures(tab, two_explorers, tmp_path):
     wait_ready(tab.page, 2)
     out = Path(os.environ.get("SKDTUTOR_SCREENSHOTS", tmp_path))
     out.mkdir(parents=True, exist_ok=True)
-    root = tab.page.locator(f"#{two_explorers[1].element_id}")
+    root = tab.page.locator(".skd-explorer").nth(1)
     for T in (1.0, 8.0):
         root.locator("input.skd-T").evaluate(
             "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", str(np.log10(T)))
         assert float(root.locator(".skd-T-value").inner_text()) == pytest.approx(T, rel=6e-3)
-        check_state(read_state(tab.page, two_explorers[1].element_id))
+        check_state(read_state(tab.page, 1))
         shot = out / f"explorer_T{T:g}.png"
         root.screenshot(path=str(shot))
         box = root.bounding_box()
@@ -446,10 +455,8 @@ def test_book_explorers_work_offline(browser, book_server):
             if n == 0:
                 continue
             wait_ready(t.page, n)
-            ids = explorer_ids(t.page)
-            assert len(ids) == len(set(ids)) == n, f"{rel}: explorer ids are not unique: {ids}"
-            for root_id in ids:
-                exercise(t.page, root_id)
+            for index in range(n):
+                exercise(t.page, index)
             assert_no_explorer_errors(t)
             found[rel] = n
             blocked.update(t.blocked)

@@ -152,7 +152,7 @@ def test_ids_are_unique_per_explorer_and_per_rendering():
     page = a.html() + b.html() + a.html() + a._repr_html_()   # the same object shown three times
     roots = re.findall(r'<div class="skd-explorer" id="([^"]+)"', page)
     assert len(roots) == 4 and len(set(roots)) == 4
-    ids = re.findall(r'\bid="([^"]+)"', page)
+    ids = re.findall(r'<[a-z]+\s[^>]*?\bid="([^"]+)"', page)   # id attributes of tags
     assert len(ids) == len(set(ids)), "duplicate element ids on one page"
     assert a.element_id in roots[0]
     for root in roots:                                  # each script looks up its own root
