@@ -31,6 +31,7 @@ viewer) still sees the distribution at the initial temperature.
 """
 from __future__ import annotations
 
+import operator
 import re
 import secrets
 from typing import Sequence
@@ -156,15 +157,22 @@ class SoftmaxExplorer:
             if not m_lo <= multiplier <= m_hi:
                 raise ValueError(f"multiplier {multiplier} lies outside m_range {m_range}")
         k, c = z.shape
-        names = [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(c)]
+        if k > _MAX_SAMPLES:
+            raise ValueError(f"{k} rows of logits: the explorer is for one or a few samples "
+                             f"(at most {_MAX_SAMPLES}); pick some rows, e.g. logits[:8]")
+        names = [str(n) for n in _as_list(class_names)] if class_names is not None else [str(i) for i in range(c)]
         if len(names) != c:
             raise ValueError(f"{len(names)} class names for {c} classes")
-        row_labels = [str(s) for s in labels] if labels is not None else [f"#{i}" for i in range(k)]
+        row_labels = [str(s) for s in _as_list(labels)] if labels is not None else [f"#{i}" for i in range(k)]
         if len(row_labels) != k:
             raise ValueError(f"{len(row_labels)} labels for {k} rows of logits")
-        if highlight is None or isinstance(highlight, (int, np.integer)):
+        given, highlight = highlight, _as_list(highlight)
+        if highlight is None or not isinstance(highlight, list):
             highlight = [highlight] * k
-        highlight = [None if h is None else int(h) for h in highlight]
+        try:
+            highlight = [None if h is None else operator.index(h) for h in highlight]
+        except TypeError:
+            raise ValueError(f"highlight must be a class index, one per row, or None; got {given!r}") from None
         if len(highlight) != k:
             raise ValueError(f"{len(highlight)} highlight entries for {k} rows of logits")
         if any(h is not None and not 0 <= h < c for h in highlight):
@@ -274,11 +282,27 @@ class SoftmaxExplorer:
         return HTML(self.html())
 
 
+def _as_list(value):
+    """Tensors and arrays as plain lists (so that str() gives '3', not 'tensor(3)');
+    anything else unchanged."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, (tuple, range)):
+        return list(value)
+    return value
+
+
 def _checked_number(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value):
+    """A finite real number: int, float, NumPy scalar or one-element tensor (not bool)."""
+    if isinstance(value, (bool, np.bool_, str, bytes)):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
 
 
 def _checked_range(pair, name: str) -> tuple[float, float]:
@@ -297,6 +321,7 @@ def _fmt_t(T: float) -> str:
     return f"{T:#.3g}".rstrip(".")
 
 
+_MAX_SAMPLES = 200  # rows of logits one explorer accepts (a menu entry each)
 _BAR_HEIGHT = 120  # pixels for probability 1; grid lines every 0.25
 _BAR_MAX = 44      # widest bar, pixels
 _HIGHLIGHT = "#ff7f0e"

@@ -80,6 +80,8 @@ def test_bad_logits_raise(logits):
     {"highlight": [0, 1]},                   # one row, two entries
     {"labels": ["a", "b"]},                  # one row, two labels
     {"width": 50},
+    {"highlight": 1.5},                      # not an index
+    {"temperature": "2"},
 ], ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
 def test_bad_options_raise(kwargs):
     with pytest.raises(ValueError):
@@ -99,6 +101,21 @@ def test_accepts_lists_arrays_and_tensors_with_grad():
         assert 'class="skd-explorer"' in html
     explorer = viz.softmax_explorer(t, NAMES, highlight=np.int64(2))
     assert explorer.logits.shape == (2, 4) and explorer.highlight == [2, 2]
+
+
+def test_tensor_labels_highlight_and_temperature_from_a_real_pipeline():
+    """What a chapter passes after a forward pass: tensors everywhere."""
+    y = torch.tensor([3, 1])
+    explorer = viz.softmax_explorer(torch.randn(2, 4), np.array(NAMES), labels=y, highlight=y,
+                                    temperature=torch.tensor(2.0), multiplier=np.float32(2.5))
+    assert explorer.row_labels == ["3", "1"] and explorer.highlight == [3, 1]
+    assert explorer.temperature == 2.0 and explorer.multiplier == 2.5
+    assert viz.softmax_explorer(Z, highlight=torch.tensor(2)).highlight == [2]
+
+
+def test_too_many_rows_raise_with_a_hint():
+    with pytest.raises(ValueError, match="one or a few samples"):
+        viz.softmax_explorer(np.zeros((1000, 10)))
 
 
 # ----------------------------------------------------------------------------- markup
