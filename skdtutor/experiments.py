@@ -35,7 +35,7 @@ from .train import (SweepMember, TeacherLogits, compute_teacher_logits, distill,
 
 __all__ = ["Setting", "SETTINGS", "setting_for", "cache_dir", "get_teacher", "default_teacher",
            "teacher_snapshots", "run_students", "compare", "summarize", "format_table", "KD_AT_DICE",
-           "labelled_mask", "hard_targets", "semi_supervised", "results_table", "RESULT_METHODS",
+           "labelled_mask", "hard_targets", "subset_teacher", "semi_supervised", "results_table", "RESULT_METHODS",
            "claim_verdict", "overall_verdict"]
 
 
@@ -361,6 +361,28 @@ def hard_targets(teacher: TeacherLogits, scale: float = 1e3) -> TeacherLogits:
     return TeacherLogits(one_hot(teacher.train), one_hot(teacher.val), one_hot(teacher.test))
 
 
+def subset_teacher(data, fraction: float, *, subset_seed: int = 0, teacher_steps: int = 300,
+                   device="auto", cache=None, use_cache: bool = True, progress: bool = False):
+    """A teacher trained on the labelled part only, as in :func:`semi_supervised`.
+
+    The labels of ``fraction`` of every class are kept (:func:`labelled_mask`); a
+    teacher of the dataset's default architecture trains on those samples alone
+    (:meth:`~skdtutor.data.DataBundle.subset`) for ``ceil(teacher_steps / batches
+    per epoch)`` epochs, cached like :func:`get_teacher`. Returns ``(mask, model,
+    logits, epochs)``, the logits (:class:`TeacherLogits`) on the *whole* training
+    split, unlabelled samples included.
+    """
+    setting = setting_for(data.name)
+    mask = labelled_mask(data, fraction, subset_seed)
+    n_lab = int(mask.sum())
+    epochs = max(1, math.ceil(teacher_steps / math.ceil(n_lab / setting.batch_size)))
+    model, _, _ = get_teacher(data.subset(torch.nonzero(mask).flatten()), setting.teacher,
+                              setting.teacher_width, epochs, seed=0, lr=setting.lr,
+                              batch_size=setting.batch_size, device=device, cache=cache,
+                              use_cache=use_cache, progress=progress)
+    return mask, model, compute_teacher_logits(model, data, device=device), epochs
+
+
 def semi_supervised(dataset: str = "digits", fractions: Sequence[float] = (0.05, 0.1, 0.25),
                     seeds: int | Sequence[int] = 3, *, T: float = 4.0, gamma: float = 0.9,
                     multiplier: float = 2.0, teacher_steps: int = 300,
@@ -424,15 +446,10 @@ def semi_supervised(dataset: str = "digits", fractions: Sequence[float] = (0.05,
         losses.append(routed_loss(distil_losses[0], 2, data.num_classes))
     parts = []
     for fraction in fractions:
-        mask = labelled_mask(data, fraction, subset_seed)
-        labelled_data = data.subset(torch.nonzero(mask).flatten())
+        mask, t_model, t_logits, t_epochs = subset_teacher(
+            data, fraction, subset_seed=subset_seed, teacher_steps=teacher_steps, device=device,
+            cache=cache, use_cache=use_cache, progress=progress)
         n_lab = int(mask.sum())
-        t_epochs = max(1, math.ceil(teacher_steps / math.ceil(n_lab / setting.batch_size)))
-        t_model, _, _ = get_teacher(labelled_data, setting.teacher, setting.teacher_width, t_epochs,
-                                    seed=0, lr=setting.lr, batch_size=setting.batch_size,
-                                    device=device, cache=cache, use_cache=use_cache,
-                                    progress=progress)
-        t_logits = compute_teacher_logits(t_model, data, device=device)  # on the whole training split
         hard = hard_targets(t_logits)
         sources = [t_logits, hard] + ([full_logits] if full_teacher else [])
         both = TeacherLogits(*(torch.cat([getattr(t, split) for t in sources], dim=-1)
