@@ -232,8 +232,8 @@ class SoftmaxExplorer:
         bar = min(_BAR_MAX, (min(self.width, 700) - 26 - 18 * (n_panels - 1)) // (n_panels * c) - 2)
         panels = [("raw", "softmax(z / T)", "#1f77b4", self.probabilities())]
         if spherical:
-            panels = [("raw", "raw logits: softmax(z / T)", "#1f77b4", self.probabilities()),
-                      ("spherical", "spherical (SKD): softmax(sphere(z, m) / T)", "#d62728",
+            panels = [("raw", "KD, raw logits: softmax(z / T)", "#1f77b4", self.probabilities()),
+                      ("spherical", "SKD: softmax(sphere(z, m) / T)", "#d62728",
                        self.probabilities(multiplier=self.multiplier))]
         highlight = self.highlight[0]
         panel_html = "".join(
@@ -323,7 +323,7 @@ def _fmt_t(T: float) -> str:
 
 _MAX_SAMPLES = 200  # rows of logits one explorer accepts (a menu entry each)
 _BAR_HEIGHT = 120  # pixels for probability 1; grid lines every 0.25
-_BAR_MAX = 44      # widest bar, pixels
+_BAR_MAX = 44      # widest bar, pixels (more when a panel has only a few classes)
 _HIGHLIGHT = "#ff7f0e"
 
 
@@ -336,7 +336,10 @@ def _panel_html(kind, caption, color, probs, class_names, highlight, bar) -> str
     esc = html_mod.escape
     hide_values = "" if bar >= 20 else "visibility:hidden;"
     hide_names = "" if bar >= 10 else "visibility:hidden;"
-    col = f"flex:1 1 0;min-width:0;max-width:{_BAR_MAX}px;"
+    axis_w = 20
+    max_width = max(250, len(class_names) * (_BAR_MAX + 2) + axis_w)  # room for the captions
+    bar_max = max(_BAR_MAX, (max_width - axis_w - 1) // len(class_names) - 2)  # few classes: wider bars
+    col = f"flex:1 1 0;min-width:0;max-width:{bar_max}px;"
     entropy = float(-(probs * np.log(np.clip(probs, 1e-300, None))).sum())
     cols = []
     for j, (name, p) in enumerate(zip(class_names, probs)):
@@ -354,15 +357,14 @@ def _panel_html(kind, caption, color, probs, class_names, highlight, bar) -> str
         f'overflow:hidden;text-overflow:ellipsis;white-space:nowrap;'
         f'font-weight:{"bold" if j == highlight else "normal"};{hide_names}">{esc(n)}</div>'
         for j, n in enumerate(class_names))
-    axis_w = 20
-    max_width = len(class_names) * (_BAR_MAX + 2) + axis_w
     ticks = "".join(
         f'<span style="position:absolute;right:4px;bottom:{round(v * _BAR_HEIGHT) - 6}px">{text}</span>'
         for v, text in ((0.0, "0"), (0.5, ".5"), (1.0, "1")))
     return (
         f'<div class="skd-panel" data-panel="{kind}" data-color="{color}" '
         f'style="flex:1 1 240px;min-width:0;max-width:{max_width}px">'
-        f'<div style="font-size:12px;color:#222">{esc(caption)}</div>'
+        f'<div title="{esc(caption)}" style="font-size:12px;color:#222;white-space:nowrap;overflow:hidden;'
+        f'text-overflow:ellipsis">{esc(caption)}</div>'
         f'<div class="skd-stats" style="font-size:11px;color:#666;margin-bottom:2px">'
         f'max p {probs.max():.3f} \u00b7 entropy {entropy:.3f} nats</div>'
         f'<div style="display:flex">'
