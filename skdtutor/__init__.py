@@ -10,13 +10,13 @@ The package behind the skdtutor book. Modules:
 * :mod:`skdtutor.metrics` — accuracy, NLL, ECE, confidence
 * :mod:`skdtutor.experiments` — the runner behind the book's tables and the CLI
 """
-from . import data, experiments, losses, metrics, models, temperature, train
+from . import data, experiments, losses, metrics, models, temperature, train, viz
 from .losses import CE, KD, SKD, DiceKD, dice3, dice_loss, kd_loss, skd_loss, soft_dice, soften, sphere
 from .temperature import dice_temperature_search
 from .train import distill, distill_sweep, train_teacher
 
 __version__ = "0.1.0"
 
-__all__ = ["data", "experiments", "losses", "metrics", "models", "temperature", "train",
+__all__ = ["data", "experiments", "losses", "metrics", "models", "temperature", "train", "viz",
            "CE", "KD", "SKD", "DiceKD", "dice3", "dice_loss", "kd_loss", "skd_loss", "soft_dice",
            "soften", "sphere", "dice_temperature_search", "distill", "distill_sweep", "train_teacher"]
