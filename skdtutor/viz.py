@@ -45,7 +45,7 @@ __all__ = ["set_style", "METHOD_COLORS", "method_color", "temperature_grid", "er
 
 # One colour per method, used by every chapter.
 METHOD_COLORS = {"ce": "#4c4c4c", "kd": "#1f77b4", "skd": "#d62728", "dice": "#2ca02c",
-                 "kd@dice-T": "#9467bd", "pseudo": "#ff7f0e", "teacher": "#8c564b"}
+                 "kd@dice-T": "#9467bd", "kd@dice": "#9467bd", "pseudo": "#ff7f0e", "teacher": "#8c564b"}
 
 
 def method_color(method: str) -> str:
