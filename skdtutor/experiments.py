@@ -244,7 +244,9 @@ def compare(dataset: str = "mnist1d", teacher: str | None = None, student: str |
     student's logits on the validation split choose ``T``, then that seed's KD
     student is trained at it (the row's ``T``). The CE students are trained for
     this even when ``ce`` is not among the methods (their rows are then left
-    out). ``runs.attrs["dice_search"]`` holds the search tables, ``{seed: table}``.
+    out). ``runs.attrs["dice_search"]`` holds the search tables as plain dicts,
+    ``{seed: {"T": [...], "student_term": [...], "label_term": [...], "total": [...]}}``
+    (``pd.DataFrame(runs.attrs["dice_search"][seed])`` rebuilds one).
     """
     setting = setting_for(dataset)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -288,7 +290,7 @@ def compare(dataset: str = "mnist1d", teacher: str | None = None, student: str |
             val_logits = predict(h.model, data.x_val, device=device)
             T, table = dice_temperature_search(t_logits.val, val_logits, data.y_val,
                                                temperatures=dice_temperatures)
-            searches[int(seed)] = table
+            searches[int(seed)] = table.to_dict("list")  # plain lists: pandas compares attrs
             chosen.setdefault(T, []).append(int(seed))
         parts = [runs if "ce" in methods else runs[runs["method"] != "ce"]]
         for T, t_seeds in chosen.items():
@@ -513,7 +515,11 @@ def results_table(datasets: str | Sequence[str] = ("digits", "mnist1d"), seeds: 
         datasets = [d for d in datasets.split(",") if d.strip()]
     parts = [compare(d, methods=methods, temperatures=temperatures, seeds=seeds, **compare_kwargs)
              for d in datasets]
+    searches = {part["dataset"].iloc[0]: part.attrs.get("dice_search", {}) for part in parts}
+    for part in parts:
+        part.attrs = {}
     runs = pd.concat(parts, ignore_index=True)
+    runs.attrs["dice_search"] = searches  # {dataset: {seed: search table as a dict of lists}}
     labels = []
     for (dataset, method), part in runs.groupby(["dataset", "method"], sort=False):
         if method == KD_AT_DICE:

@@ -102,7 +102,7 @@ def test_kd_at_dice_uses_the_temperature_of_the_dice_search(digits, tmp_path):
         best, table = dice_temperature_search(t_logits.val, predict(ce, digits.x_val), digits.y_val,
                                               temperatures=temps)
         assert row["T"] == best
-        pd.testing.assert_frame_equal(table, runs.attrs["dice_search"][seed], atol=1e-6, rtol=0)
+        pd.testing.assert_frame_equal(table, pd.DataFrame(runs.attrs["dice_search"][seed]), atol=1e-6, rtol=0)
         # and the student is a KD student at that temperature
         kd = E.run_students(digits, t_logits, s.student, [KD(T=best, gamma=0.9)], [seed],
                             TINY["student_epochs"], **student_kwargs())
@@ -145,8 +145,12 @@ def test_chapter_command_reproduces_results_table(tmp_path):
 
 
 def test_results_table_rows_and_columns(tmp_path):
-    table, runs = E.results_table(["digits"], seeds=2, temperatures=[4], dice_temperatures=[1, 4],
+    table, runs = E.results_table("digits,mnist1d", seeds=2, temperatures=[4], dice_temperatures=[1, 4],
                                   return_runs=True, cache=tmp_path, **TINY)
+    assert list(table["dataset"]) == ["digits"] * 5 + ["mnist1d"] * 5 and len(runs) == 20
+    assert set(runs.attrs["dice_search"]) == {"digits", "mnist1d"}
+    assert set(runs.attrs["dice_search"]["mnist1d"]) == {0, 1}
+    table, runs = table.iloc[:5], runs[runs["dataset"] == "digits"]
     assert list(table["method"]) == ["ce", "kd", "skd", "dice", "kd@dice"]
     assert list(table["T"][:4]) == ["—", "4", "4", "4"]
     assert set(table["T"].iloc[-1].split("/")) <= {"1", "4"}
