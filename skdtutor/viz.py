@@ -107,7 +107,14 @@ def errorbar_lines(summary, x: str, group: str = "method", ax=None, value: str =
 
 def glue(name: str, value, display: bool = False):
     """``myst_nb.glue`` when myst-nb is installed (the book build); otherwise a no-op that
-    still shows the value when ``display=True`` (Colab, plain Jupyter). Returns ``value``."""
+    still shows the value when ``display=True`` (Colab, plain Jupyter). Returns ``value``.
+
+    NumPy scalars and 0-d tensors are glued as Python numbers, so that
+    ``{glue:text}`name:.2f``` formats them."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0:
+        value = value.item()
+    elif isinstance(value, np.generic):
+        value = value.item()
     try:
         from myst_nb import glue as _glue
     except ImportError:

@@ -70,8 +70,9 @@ def built_book(tmp_path_factory):
         return Path(reuse)
     out = tmp_path_factory.mktemp("book")
     env = dict(os.environ, SKDTUTOR_CACHE=str(out / "skdtutor-cache"))
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(ROOT), "--path-output", str(out),
-           "-W", "-n", "--keep-going"]
+    # jupyter-book 1 has no `python -m jupyter_book`; call its CLI entry point in this Python.
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(ROOT),
+           "--path-output", str(out), "-W", "-n", "--keep-going"]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True)
     log = result.stdout + result.stderr
     (out / "build.log").write_text(log)
