@@ -217,9 +217,9 @@ def bench_dataset(name, reps, epochs, sweep_epochs, teacher_epochs):
     bat_acc = [h.final["test_acc"] for h in results["Dbat"]]
     acc["Dseq"] = statistics.mean(seq_acc)
     acc["Dbat"] = statistics.mean(bat_acc)
-    weight_gap = max((a - b).abs().max().item()
-                     for hs, hb in zip(results["Dseq"], results["Dbat"])
-                     for a, b in zip(hs.model.state_dict().values(), hb.model.state_dict().values()))
+    gaps = [max((a - b).abs().max().item()
+                for a, b in zip(hs.model.state_dict().values(), hb.model.state_dict().values()))
+            for hs, hb in zip(results["Dseq"], results["Dbat"])]
     med = {k: statistics.median(v) for k, v in wall.items()}
     return {
         "dataset": name, "train": len(d.y_train), "batch_size": s.batch_size,
@@ -228,7 +228,8 @@ def bench_dataset(name, reps, epochs, sweep_epochs, teacher_epochs):
         "student": f"{s.student}(width={s.student_width}, depth={s.student_depth})",
         "wall": wall, "cpu": cpu, "median_wall": med,
         "median_cpu": {k: statistics.median(v) for k, v in cpu.items()},
-        "steps": steps, "test_acc": acc, "sweep_max_weight_gap": weight_gap,
+        "steps": steps, "test_acc": acc, "sweep_weight_gaps": gaps,
+        "sweep_acc_gaps": [abs(a - b) for a, b in zip(seq_acc, bat_acc)],
         "ratios": {"A/B": med["A"] / med["B"], "B/C": med["B"] / med["C"],
                    "Dseq/Dbat": med["Dseq"] / med["Dbat"]},
     }
@@ -271,7 +272,13 @@ def print_report(info, runs, load_start, load_end):
               f"B/C = {ra['B/C']:.2f} (target <= 1.15: {'met' if ok['B/C'] else 'MISSED'}), "
               f"D seq/batched = {ra['Dseq/Dbat']:.2f} (target >= 5: "
               f"{'met' if ok['Dseq/Dbat'] else 'MISSED'})")
-        print(f"sweep vs sequential: largest weight difference {r['sweep_max_weight_gap']:.1e}")
+        gaps, acc_gaps = r["sweep_weight_gaps"], r["sweep_acc_gaps"]
+        print(f"sweep vs sequential runs: {sum(g < 1e-5 for g in gaps)}/{len(gaps)} students within "
+              f"1e-5 of their sequential weights (largest difference {max(gaps):.1e}); test accuracy "
+              f"identical for {sum(g == 0 for g in acc_gaps)}/{len(acc_gaps)} (largest difference "
+              f"{max(acc_gaps):.3f}). Over many float32 epochs, last-bit differences can grow for "
+              f"some seeds, as with any change of kernel; tests/test_train.py checks the arithmetic "
+              f"in float64.")
 
 
 def profile_report(name, epochs, sweep_epochs, rows=15):
