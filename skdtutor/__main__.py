@@ -84,28 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(KD at the temperature chosen by the Dice search)")
     c.add_argument("--temperatures", type=_floats, default=[1.0, 4.0, 16.0],
                    help="comma-separated distillation temperatures (ce ignores them)")
-    c.add_argument("--seeds", type=_seeds, default=3,
-                   help="number of student seeds (0..N-1), or a comma-separated list of seeds")
-    c.add_argument("--gamma", type=float, default=0.9, help="weight of the distillation term")
-    c.add_argument("--multiplier", type=float, default=2.0, help="SKD sphere multiplier")
-    c.add_argument("--teacher-epochs", type=int, default=None, help="teacher epochs")
-    c.add_argument("--student-epochs", type=int, default=None, help="student epochs")
-    c.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    c.add_argument("--root", default=None, help="folder for torchvision datasets")
-    c.add_argument("--cache-dir", default=None,
-                   help="folder for cached teachers (default $SKDTUTOR_CACHE or ~/.cache/skdtutor)")
-    c.add_argument("--no-cache", action="store_true", help="retrain the teacher and do not save it")
-    c.add_argument("--sequential", action="store_true",
-                   help="train students one by one instead of as one stacked model (same numbers)")
-    c.add_argument("--csv", default=None, help="also write one row per run to this CSV file")
-    c.add_argument("--progress", action="store_true", help="show progress bars")
     for p in (c, _results_parser(sub, DATASETS)):
-        p.add_argument("--dice-temperatures", type=_floats, default=None,
-                       help="candidate temperatures of the Dice search used by kd@dice "
-                            "(default: skdtutor.temperature.DEFAULT_TEMPERATURES)")
-        p.add_argument("--threads", type=_positive_int, default=None,
-                       help="CPU threads for torch (1 is fastest for the embedded datasets' tiny "
-                            "models; default: torch's choice)")
+        _add_common_options(p)
     return parser
 
 
@@ -128,22 +108,32 @@ def _results_parser(sub, datasets):
                    help="comma-separated methods among ce, kd, skd, dice, kd@dice")
     r.add_argument("--temperatures", type=_floats, default="1,4,16",
                    help="comma-separated temperatures for kd, skd and dice")
-    r.add_argument("--seeds", type=_seeds, default=3,
-                   help="number of student seeds (0..N-1), or a comma-separated list of seeds")
-    r.add_argument("--gamma", type=float, default=0.9, help="weight of the distillation term")
-    r.add_argument("--multiplier", type=float, default=2.0, help="SKD sphere multiplier")
-    r.add_argument("--teacher-epochs", type=int, default=None, help="teacher epochs")
-    r.add_argument("--student-epochs", type=int, default=None, help="student epochs")
-    r.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    r.add_argument("--root", default=None, help="folder for torchvision datasets")
-    r.add_argument("--cache-dir", default=None,
-                   help="folder for cached teachers (default $SKDTUTOR_CACHE or ~/.cache/skdtutor)")
-    r.add_argument("--no-cache", action="store_true", help="retrain the teachers and do not save them")
-    r.add_argument("--sequential", action="store_true",
-                   help="train students one by one instead of as one stacked model (same numbers)")
-    r.add_argument("--csv", default=None, help="also write one row per student to this CSV file")
-    r.add_argument("--progress", action="store_true", help="show progress bars")
     return r
+
+
+def _add_common_options(p) -> None:
+    """Options shared by ``compare`` and ``results``."""
+    p.add_argument("--seeds", type=_seeds, default=3,
+                   help="number of student seeds (0..N-1), or a comma-separated list of seeds")
+    p.add_argument("--gamma", type=float, default=0.9, help="weight of the distillation term")
+    p.add_argument("--multiplier", type=float, default=2.0, help="SKD sphere multiplier")
+    p.add_argument("--teacher-epochs", type=int, default=None, help="teacher epochs")
+    p.add_argument("--student-epochs", type=int, default=None, help="student epochs")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--root", default=None, help="folder for torchvision datasets")
+    p.add_argument("--cache-dir", default=None,
+                   help="folder for cached teachers (default $SKDTUTOR_CACHE or ~/.cache/skdtutor)")
+    p.add_argument("--no-cache", action="store_true", help="retrain the teachers and do not save them")
+    p.add_argument("--sequential", action="store_true",
+                   help="train students one by one instead of as one stacked model (same numbers)")
+    p.add_argument("--csv", default=None, help="also write one row per student run to this CSV file")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--dice-temperatures", type=_floats, default=None,
+                   help="candidate temperatures of the Dice search used by kd@dice "
+                        "(default: skdtutor.temperature.DEFAULT_TEMPERATURES)")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads for torch (1 is fastest for the embedded datasets' tiny "
+                        "models; default: torch's choice)")
 
 
 def _results(args) -> int:
