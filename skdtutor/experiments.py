@@ -708,22 +708,10 @@ def run_students_multi(data, teachers, student: str, plan: Sequence, seeds: Iter
     routed = [loss if key is None else routed_loss(loss, index[key], num_classes)
               for key, loss in plan]
 
-    def make_student():
-        return build_model(student, data, width=width, depth=depth)
-
-    members = [SweepMember(loss, seed) for loss in routed for seed in seeds]
-    use_batched = stackable(make_student) if batched is None else batched
-    if use_batched:
-        histories = distill_sweep(make_student, concat, data, members, epochs, lr=lr,
-                                  batch_size=batch_size, device=device, progress=progress,
-                                  eval_every=epochs)
-    else:
-        histories = []
-        for m in members:
-            torch.manual_seed(m.seed)
-            histories.append(distill(make_student(), concat, data, m.loss, epochs, lr=lr,
-                                     batch_size=batch_size, seed=m.seed, device=device,
-                                     progress=progress, eval_every=epochs))
+    # the same training path as run_students (stacked when possible), on the routed losses
+    _, histories = run_students(data, concat, student, routed, seeds, epochs, width=width,
+                                depth=depth, lr=lr, batch_size=batch_size, device=device,
+                                batched=batched, progress=progress, return_histories=True)
     n_params = count_parameters(histories[0].model)
     rows, logits = [], []
     pairs = [(key, loss) for key, loss in plan for _ in seeds]

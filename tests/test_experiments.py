@@ -21,7 +21,7 @@ import torch
 
 from skdtutor import data as data_mod
 from skdtutor import experiments as E
-from skdtutor.losses import CE, KD, SKD, make_loss
+from skdtutor.losses import CE, KD, SKD
 from skdtutor.models import build_model
 from skdtutor.temperature import dice_temperature_search
 from skdtutor.train import distill, predict
