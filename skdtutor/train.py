@@ -50,7 +50,7 @@ from torch.nn import functional as F
 from . import metrics
 from .losses import CE, _Loss
 
-__all__ = ["History", "TeacherLogits", "DistillConfig", "resolve_device", "predict",
+__all__ = ["History", "TeacherLogits", "resolve_device", "predict",
            "compute_teacher_logits", "train_teacher", "distill", "distill_sweep", "SweepMember",
            "stackable", "num_threads"]
 
@@ -89,23 +89,6 @@ class TeacherLogits:
     train: torch.Tensor
     val: torch.Tensor
     test: torch.Tensor
-
-
-@dataclass
-class DistillConfig:
-    """Settings of one training run (shared by the trainers, the sweeps and the CLI)."""
-
-    epochs: int = 30          # passes over the training split
-    batch_size: int = 128     # samples per optimizer step
-    lr: float = 1e-3          # Adam learning rate (constant)
-    weight_decay: float = 0.0  # Adam L2 penalty
-    seed: int = 0             # batch order (and model init, where this package builds the model)
-    device: str = "auto"      # "auto" = CUDA when available, else CPU
-    eval_every: int = 1       # evaluate every k epochs (the last epoch is always evaluated)
-    progress: bool = False    # one tqdm bar per run
-
-    def kwargs(self) -> dict:
-        return dict(self.__dict__)
 
 
 def resolve_device(device="auto") -> torch.device:
