@@ -18,16 +18,20 @@ def _floats(text: str) -> list[float]:
     return values
 
 
-def _methods(text: str) -> list[str]:
-    from .losses import METHODS
-
-    known = [*METHODS, KD_AT_DICE]
+def _choices(text: str, known, what: str) -> list[str]:
+    """Comma-separated names, each one of ``known``; an argparse error names the unknown ones."""
     values = [v.strip().lower() for v in text.split(",") if v.strip()]
     unknown = [v for v in values if v not in known]
     if not values or unknown:
-        raise argparse.ArgumentTypeError(f"unknown method(s) {unknown or text!r}; choose from "
+        raise argparse.ArgumentTypeError(f"unknown {what}(s) {unknown or text!r}; choose from "
                                          f"{','.join(known)}")
     return values
+
+
+def _methods(text: str) -> list[str]:
+    from .losses import METHODS
+
+    return _choices(text, [*METHODS, KD_AT_DICE], "method")
 
 
 KD_AT_DICE = "kd@dice"  # = skdtutor.experiments.KD_AT_DICE (not imported here: keeps --help fast)
@@ -36,12 +40,7 @@ KD_AT_DICE = "kd@dice"  # = skdtutor.experiments.KD_AT_DICE (not imported here: 
 def _datasets(text: str) -> list[str]:
     from .data import DATASETS
 
-    values = [v.strip().lower() for v in text.split(",") if v.strip()]
-    unknown = [v for v in values if v not in DATASETS]
-    if not values or unknown:
-        raise argparse.ArgumentTypeError(f"unknown dataset(s) {unknown or text!r}; choose from "
-                                         f"{','.join(DATASETS)}")
-    return values
+    return _choices(text, DATASETS, "dataset")
 
 
 def _positive_int(text: str) -> int:

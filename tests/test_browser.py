@@ -58,16 +58,7 @@ pytestmark = [
 
 # ----------------------------------------------------------------------------- reference maths
 
-def softmax(z, T):
-    z = np.asarray(z, dtype=np.float64) / T
-    e = np.exp(z - z.max())
-    return e / e.sum()
-
-
-def sphere(z, m):
-    """skdtutor.losses.sphere for one row: m (z - mean) / sqrt(var + 1e-7), population variance."""
-    z = np.asarray(z, dtype=np.float64)
-    return m * (z - z.mean()) / np.sqrt(z.var() + 1e-7)
+from reference import softmax, sphere  # noqa: E402  (independent NumPy reference)
 
 
 # ----------------------------------------------------------------------------- browser plumbing
