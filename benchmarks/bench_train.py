@@ -173,7 +173,8 @@ def load_average():
         return None
 
 
-def bench_dataset(name, reps, epochs, sweep_epochs, teacher_epochs):
+def _setup(name):
+    """The dataset, its default setting, steps per epoch, a student factory and an untrained teacher."""
     d = data_mod.load(name)
     s = experiments.setting_for(name)
     n_steps = -(-len(d.y_train) // s.batch_size)
@@ -182,6 +183,11 @@ def bench_dataset(name, reps, epochs, sweep_epochs, teacher_epochs):
         return models.build_model(s.student, d, width=s.student_width, depth=s.student_depth)
 
     teacher = models.build_model(s.teacher, d, width=s.teacher_width, seed=0)
+    return d, s, n_steps, make_student, teacher
+
+
+def bench_dataset(name, reps, epochs, sweep_epochs, teacher_epochs):
+    d, s, n_steps, make_student, teacher = _setup(name)
     train.train_teacher(teacher, d, teacher_epochs, lr=s.lr, batch_size=s.batch_size, seed=0,
                         device="cpu", progress=False, eval_every=teacher_epochs)
     teacher.eval()
@@ -285,14 +291,7 @@ def profile_report(name, epochs, sweep_epochs, rows=15):
     """Where the time goes in B and in the batched sweep: self CPU time per optimizer step."""
     from torch.profiler import ProfilerActivity, profile
 
-    d = data_mod.load(name)
-    s = experiments.setting_for(name)
-    n_steps = -(-len(d.y_train) // s.batch_size)
-
-    def make_student():
-        return models.build_model(s.student, d, width=s.student_width, depth=s.student_depth)
-
-    teacher = models.build_model(s.teacher, d, width=s.teacher_width, seed=0)
+    d, s, n_steps, make_student, teacher = _setup(name)
     logits = train.compute_teacher_logits(teacher, d, device="cpu")
     jobs = {"B (distill)": (lambda: run_b(d, logits, make_student, epochs, s.batch_size, s.lr, 0),
                             epochs * n_steps),

@@ -145,18 +145,23 @@ def _results(args) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    _report(table, runs, ["dataset", "method", "T", "accuracy", "n"], args.csv, start)
+    return 0
+
+
+def _report(table, runs, columns, csv, start) -> None:
+    """Print the models' sizes per dataset, the accuracy table, the CSV path and the wall time."""
     for dataset, part in table.groupby("dataset", sort=False):
         first = part.iloc[0]
         print(f"dataset {dataset}: teacher {first['teacher']} ({first['teacher_params']:,} params, "
               f"test acc {100 * first['teacher_test_acc']:.2f}%) -> student {first['student']} "
               f"({first['student_params']:,} params)")
-    print(table[["dataset", "method", "T", "accuracy", "n"]].rename(
+    print(table[columns].rename(
         columns={"accuracy": "test acc % (mean ± std)", "n": "seeds"}).to_string(index=False))
-    if args.csv:
-        runs.to_csv(args.csv, index=False)
-        print(f"wrote {len(runs)} runs to {args.csv}")
+    if csv:
+        runs.to_csv(csv, index=False)
+        print(f"wrote {len(runs)} runs to {csv}")
     print(f"wall time {time.perf_counter() - start:.1f} s")
-    return 0
 
 
 def _run_kwargs(args) -> dict:
@@ -189,17 +194,11 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    table = format_table(summarize(runs))
     first = runs.iloc[0]
-    print(f"dataset {first['dataset']}: teacher {first['teacher']} ({first['teacher_params']:,} params, "
-          f"test acc {100 * first['teacher_test_acc']:.2f}%) -> student {first['student']} "
-          f"({first['student_params']:,} params)")
-    print(table[["method", "T", "accuracy", "n"]].rename(
-        columns={"accuracy": "test acc % (mean ± std)", "n": "seeds"}).to_string(index=False))
-    if args.csv:
-        runs.to_csv(args.csv, index=False)
-        print(f"wrote {len(runs)} runs to {args.csv}")
-    print(f"wall time {time.perf_counter() - start:.1f} s")
+    table = format_table(summarize(runs)).assign(
+        **{k: first[k] for k in ("dataset", "teacher", "teacher_params", "teacher_test_acc",
+                                 "student", "student_params")})
+    _report(table, runs, ["method", "T", "accuracy", "n"], args.csv, start)
     return 0
 
 
