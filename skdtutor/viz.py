@@ -40,7 +40,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["set_style", "METHOD_COLORS", "method_color", "temperature_grid", "errorbar_lines", "glue",
+__all__ = ["set_style", "METHOD_COLORS", "method_color", "temperature_grid", "errorbar_lines", "glue", "glue_words",
            "softmax_explorer", "SoftmaxExplorer", "show_input"]
 
 # One colour per method, used by every chapter.
@@ -109,11 +109,10 @@ def glue(name: str, value, display: bool = False):
     """``myst_nb.glue`` when myst-nb is installed (the book build); otherwise a no-op that
     still shows the value when ``display=True`` (Colab, plain Jupyter). Returns ``value``.
 
-    NumPy scalars and 0-d tensors are glued as Python numbers, so that
-    ``{glue:text}`name:.2f``` formats them."""
-    if isinstance(value, torch.Tensor) and value.dim() == 0:
-        value = value.item()
-    elif isinstance(value, np.generic):
+    NumPy scalars and one-element tensors or arrays are glued as Python numbers, so
+    that ``{glue:text}`name:.2f``` formats them."""
+    if isinstance(value, np.generic) or (isinstance(value, torch.Tensor) and value.numel() == 1) \
+            or (isinstance(value, np.ndarray) and value.size == 1):
         value = value.item()
     try:
         from myst_nb import glue as _glue
@@ -124,6 +123,14 @@ def glue(name: str, value, display: bool = False):
         return value
     _glue(name, value, display=display)
     return value
+
+
+def glue_words(name: str, text: str):
+    """Glue a short Markdown phrase chosen from the numbers (``"smaller"``, ``"both datasets"``),
+    shown in the text with ``{glue:md}`name```, so the wording follows the results."""
+    from IPython.display import Markdown
+
+    return glue(name, Markdown(text))
 
 
 class SoftmaxExplorer:

@@ -240,3 +240,17 @@ def test_glue_uses_myst_nb_when_present(monkeypatch):
     monkeypatch.setitem(sys.modules, "myst_nb", fake)
     assert viz.glue("ch0_z", 3, display=False) == 3
     assert calls == [("ch0_z", 3, False)]
+
+
+def test_glue_converts_one_element_values_and_glues_words_as_markdown(monkeypatch):
+    calls = []
+    fake = types.ModuleType("myst_nb")
+    fake.glue = lambda name, value, display=False: calls.append((name, value))
+    monkeypatch.setitem(sys.modules, "myst_nb", fake)
+    viz.glue("a", np.float64(0.25))
+    viz.glue("b", torch.tensor([3.5]))
+    viz.glue("c", np.array([[7]]))
+    assert [(n, v, type(v)) for n, v in calls] == [("a", 0.25, float), ("b", 3.5, float), ("c", 7, int)]
+    viz.glue_words("d", "both datasets")
+    name, value = calls[-1]
+    assert name == "d" and value._repr_markdown_() == "both datasets"
