@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["DataBundle", "load", "DATASETS", "OFFLINE_DATASETS", "default_root", "flip_crop"]
+__all__ = ["DataBundle", "load", "DATASETS", "OFFLINE_DATASETS", "default_root", "flip_crop",
+           "stratified_split"]
 
 OFFLINE_DATASETS = ("digits", "mnist1d")
 TORCHVISION_DATASETS = {
@@ -72,10 +73,28 @@ def default_root() -> Path:
     return Path(os.environ.get("SKDTUTOR_DATA", Path.home() / ".cache" / "skdtutor" / "data"))
 
 
-def _stratified_split(y: np.ndarray, fraction: float, seed: int):
-    """Indices (keep, held_out) with ``fraction`` of every class held out, deterministic in ``seed``."""
+def stratified_split(y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices ``0 .. len(y)-1`` into ``(keep, held_out)``, stratified by class.
+
+    Parameters
+    ----------
+    y : 1-D array-like (NumPy array, list or tensor) of class labels.
+    fraction : in ``[0, 1]``: the share of every class that goes to ``held_out``
+        (``round(fraction * n_c)`` samples of a class with ``n_c`` samples).
+    seed : seed of the NumPy generator that shuffles each class; the split is
+        deterministic in it.
+
+    Returns
+    -------
+    keep, held_out : sorted int64 index arrays that together cover every index once.
+    """
+    y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D, got shape {y.shape}")
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must lie in [0, 1], got {fraction!r}")
     rng = np.random.default_rng(seed)
-    keep, held = [], []
+    keep, held = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
         rng.shuffle(idx)
@@ -93,7 +112,7 @@ def _bundle(name, x_train, y_train, x_test, y_test, class_names, input_shape, se
     y_test = np.asarray(y_test, dtype=np.int64)
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie in [0, 1), got {val_fraction!r}")
-    tr, va = _stratified_split(y_train, val_fraction, seed)
+    tr, va = stratified_split(y_train, val_fraction, seed)
     x_tr, x_va = x_train[tr], x_train[va]
     # Normalise with training statistics only (per channel for images).
     axes = (0,) + tuple(range(2, x_tr.ndim)) if per_channel else None
@@ -116,7 +135,7 @@ def _load_digits(seed, val_fraction, test_fraction):
     digits = load_digits()
     x, y = digits.images.astype(np.float32), digits.target
     # The test split is fixed (seed 0) so that every seed is scored on the same images.
-    rest, test = _stratified_split(y, test_fraction, 0)
+    rest, test = stratified_split(y, test_fraction, 0)
     return _bundle("digits", x[rest], y[rest], x[test], y[test], [str(i) for i in range(10)],
                    (1, 8, 8), seed, val_fraction, per_channel=False)
 

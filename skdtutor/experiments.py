@@ -341,7 +341,7 @@ def labelled_mask(data, fraction: float, seed: int = 0) -> torch.Tensor:
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}")
     y = data.y_train.cpu().numpy()
-    _, kept = data_mod._stratified_split(y, fraction, seed)
+    _, kept = data_mod.stratified_split(y, fraction, seed)
     if len(kept) == 0:
         raise ValueError(f"fraction {fraction} keeps no labels of the {len(y)} training samples")
     mask = torch.zeros(len(y), dtype=torch.bool)
