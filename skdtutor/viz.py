@@ -40,49 +40,200 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["set_style", "METHOD_COLORS", "method_color", "temperature_grid", "errorbar_lines", "glue", "glue_words",
-           "softmax_explorer", "SoftmaxExplorer", "show_input"]
+__all__ = ["set_style", "COLUMN_PX", "FIGURE_DPI", "figsize", "COLORS", "METHOD_COLORS", "METHOD_STYLES",
+           "method_color", "method_style", "class_colors", "legend_outside", "ce_band", "temperature_grid",
+           "errorbar_lines", "glue", "glue_words", "softmax_explorer", "SoftmaxExplorer", "show_input"]
 
-# One colour per method, used by every chapter.
-METHOD_COLORS = {"ce": "#4c4c4c", "kd": "#1f77b4", "skd": "#d62728", "dice": "#2ca02c",
-                 "kd@dice-T": "#9467bd", "kd@dice": "#9467bd", "pseudo": "#ff7f0e", "teacher": "#8c564b"}
+# ----------------------------------------------------------------------------- the figure style
+#
+# The book's content column is about 688 px wide (sphinx-book-theme at 1280 px). Figures are made
+# 6.88 inches wide at 100 dpi, so the PNG is the column's width and is shown at its natural size:
+# a font of F points is F * 100 / 72 px on the page (8 pt, the smallest we use, is 11 px).
+COLUMN_PX = 688
+FIGURE_DPI = 100
+_COLUMN_IN = COLUMN_PX / FIGURE_DPI
+_FONT_PT = {"font.size": 9.0, "axes.titlesize": 10.0, "axes.labelsize": 9.0, "xtick.labelsize": 8.0,
+            "ytick.labelsize": 8.0, "legend.fontsize": 8.0, "legend.title_fontsize": 8.5,
+            "figure.titlesize": 10.5}
+# Height (inches) of one row of panels per figure kind.
+_ROW_IN = {"one": 3.4, "two": 2.9, "grid": 1.9}
+
+# One colour per concept, in static figures and explorers alike (Okabe-Ito based, colour-blind
+# safe). The true class (the class an explorer highlights) is vermillion and nothing else is red.
+COLORS = {
+    "true": "#D55E00",        # the true / highlighted class
+    "other": "#9DB4C8",       # every other class in a bar chart of probabilities
+    "ce": "#4D4D4D",          # cross-entropy on labels only (no teacher)
+    "kd": "#0072B2",          # Hinton KD, softmax(z / T)
+    "skd": "#CC79A7",         # spherical KD, softmax(sphere(z, m) / T)
+    "dice": "#009E73",        # Dice loss against the teacher
+    "kd@dice": "#E69F00",     # KD at the Dice-chosen temperature
+    "teacher": "#8C564B",     # the teacher itself
+}
+COLORS["highlight"] = COLORS["true"]
+# The methods of skdtutor.losses.METHODS plus the two-stage ``kd@dice`` of the experiments.
+METHOD_COLORS = {name: COLORS[name] for name in ("ce", "kd", "skd", "dice", "kd@dice", "teacher")}
+# Line style and marker per method, so that lines differ even in grey print.
+METHOD_STYLES = {
+    "ce": {"ls": "-", "marker": None},
+    "kd": {"ls": "-", "marker": "o"},
+    "skd": {"ls": "--", "marker": "s"},
+    "dice": {"ls": "-.", "marker": "^"},
+    "kd@dice": {"ls": ":", "marker": "*"},
+    "teacher": {"ls": "-", "marker": "D"},
+}
+_UNKNOWN = "#7F7F7F"
+
+
+def _method_key(method: str) -> str:
+    key = str(method).lower().strip()
+    if key in METHOD_COLORS:
+        return key
+    if key.startswith("kd@dice"):       # "kd@dice-T", "kd@dice (T = 4)": the same method
+        return "kd@dice"
+    return key
 
 
 def method_color(method: str) -> str:
-    """The book's colour for a method name (grey for unknown ones)."""
-    return METHOD_COLORS.get(method.lower(), "#7f7f7f")
+    """The book's colour for a method (``ce``, ``kd``, ``skd``, ``dice``, ``kd@dice``) or
+    ``teacher``; grey for anything else."""
+    return METHOD_COLORS.get(_method_key(method), _UNKNOWN)
+
+
+def method_style(method: str) -> dict:
+    """Keyword arguments for ``ax.plot``/``ax.errorbar``: the method's ``color``, ``ls`` and
+    ``marker``. Methods that share a colour never share a line style."""
+    key = _method_key(method)
+    style = METHOD_STYLES.get(key, {"ls": "-", "marker": "o"})
+    return {"color": method_color(key), **style}
+
+
+def class_colors(n_classes: int, true: int | None = None, base: str | None = None) -> list[str]:
+    """Bar colours for a probability vector over ``n_classes``: the true class in
+    ``COLORS["true"]``, the others in ``base`` (a colour, or a method name such as ``"kd"``;
+    default ``COLORS["other"]``)."""
+    n = operator.index(n_classes)
+    if n < 1:
+        raise ValueError(f"n_classes must be >= 1, got {n_classes!r}")
+    fill = COLORS["other"] if base is None else (method_color(base) if _method_key(base) in METHOD_COLORS
+                                                  else base)
+    colors = [fill] * n
+    if true is not None:
+        t = operator.index(true)
+        if not 0 <= t < n:
+            raise ValueError(f"true class {true!r} outside [0, {n})")
+        colors[t] = COLORS["true"]
+    return colors
+
+
+def figsize(kind: str = "one", rows: int = 1, height: float | None = None) -> tuple[float, float]:
+    """Figure size (inches) for the content column: always :data:`COLUMN_PX` px wide at
+    :data:`FIGURE_DPI`, so fonts show at their natural size (>= 11 px).
+
+    ``kind``: ``"one"`` (one panel), ``"two"`` (two panels side by side) or ``"grid"`` (small
+    multiples, ``rows`` rows of about 1.9 inches). ``height`` overrides the row height."""
+    if kind not in _ROW_IN:
+        raise ValueError(f"figsize kind must be one of {sorted(_ROW_IN)}, got {kind!r}")
+    try:
+        rows = operator.index(rows)
+    except TypeError:
+        raise ValueError(f"rows must be a positive integer, got {rows!r}") from None
+    if rows < 1:
+        raise ValueError(f"rows must be a positive integer, got {rows!r}")
+    row = _ROW_IN[kind] if height is None else _checked_number(height, "height")
+    if row <= 0:
+        raise ValueError(f"height must be > 0 inches, got {height!r}")
+    return (_COLUMN_IN, row * rows)
 
 
 def set_style() -> None:
-    """The book's figure style: seaborn whitegrid, readable fonts, compact figures."""
+    """The book's figure style: seaborn whitegrid, figures the width of the content column
+    (:func:`figsize`), fonts of 8-10.5 pt (11-15 px on the page), the method colours as the
+    colour cycle, and ``bbox_inches="tight"`` when saving (so that :func:`legend_outside`
+    legends are kept)."""
     import seaborn as sns
+    from cycler import cycler
 
-    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
-    plt.rcParams.update({"figure.figsize": (6.4, 3.6), "figure.dpi": 110, "savefig.dpi": 110,
-                         "axes.titleweight": "bold", "axes.spines.top": False,
-                         "axes.spines.right": False})
+    sns.set_theme(context="notebook", style="whitegrid")
+    plt.rcParams.update({
+        "figure.figsize": figsize("one"), "figure.dpi": FIGURE_DPI, "savefig.dpi": FIGURE_DPI,
+        "savefig.bbox": "tight", **_FONT_PT,
+        "axes.titleweight": "bold", "axes.spines.top": False, "axes.spines.right": False,
+        "axes.prop_cycle": cycler(color=[COLORS[k] for k in ("kd", "skd", "dice", "kd@dice", "ce", "teacher")]),
+        "lines.linewidth": 1.6, "lines.markersize": 5, "errorbar.capsize": 3,
+        "legend.frameon": False, "legend.borderaxespad": 0.3, "legend.handlelength": 2.4,
+        "grid.linewidth": 0.6,
+    })
+
+
+def legend_outside(target=None, where: str = "below", ncol: int | None = None, **kwargs):
+    """A legend that covers no data: below the figure (default, keeps the figure the column's
+    width) or to the ``"right"`` of the axes. ``target`` is an Axes (its handles) or a Figure
+    (the handles of all its axes, each label once). Call it after ``fig.tight_layout()``.
+    Returns the Legend (``None`` when there is nothing to label)."""
+    from matplotlib.figure import Figure
+
+    target = plt.gca() if target is None else target
+    axes = target.axes if isinstance(target, Figure) else [target]
+    fig = target if isinstance(target, Figure) else target.figure
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels and not lab.startswith("_"):
+                handles.append(h)
+                labels.append(lab)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if not handles:
+        return None
+    kwargs.setdefault("frameon", False)
+    if where == "below":
+        if ncol is None:
+            longest = max(len(lab) for lab in labels)
+            ncol = max(1, min(len(labels), int(60 // max(longest + 4, 1))))
+        return fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                          bbox_transform=fig.transFigure, ncol=ncol, **kwargs)
+    if where == "right":
+        ax = axes[-1]
+        return ax.legend(handles, labels, loc="center left", bbox_to_anchor=(1.02, 0.5), ncol=ncol or 1,
+                         **kwargs)
+    raise ValueError(f"where must be 'below' or 'right', got {where!r}")
+
+
+def ce_band(ax, mean, std, label: str = "CE (labels only)", scale: float = 1.0):
+    """The CE baseline as a line at ``mean`` with a band of ± ``std`` (both in the axes' units,
+    or multiplied by ``scale``, e.g. 100 for fractions shown in %). Returns the line."""
+    m = _checked_number(mean, "mean") * scale
+    s = _checked_number(std, "std (NaN: was the baseline run on a single seed?)") * scale
+    if s < 0:
+        raise ValueError(f"std must be >= 0, got {std!r}")
+    ax.axhspan(m - s, m + s, color=COLORS["ce"], alpha=0.13, lw=0, zorder=0)
+    return ax.axhline(m, color=COLORS["ce"], lw=1.4, ls="-", label=label, zorder=1)
 
 
 def temperature_grid(logits, temperatures: Sequence[float] = (1, 2, 4, 8), class_names=None,
                      title: str | None = None, highlight: int | None = None):
-    """Bar charts of ``softmax(logits / T)`` for a few temperatures, side by side.
+    """Bar charts of ``softmax(logits / T)`` for a few temperatures, side by side, the
+    ``highlight`` class (e.g. the true label) in ``COLORS["true"]``.
 
-    ``logits`` is one vector (C,). Returns the matplotlib Figure. This is the
-    static view that a rendered page shows without a kernel.
+    ``logits`` is one vector (C,). Returns the matplotlib Figure, the column's width. This is
+    the static view that a rendered page shows without a kernel.
     """
     z = torch.as_tensor(logits, dtype=torch.float64).flatten()
     names = list(class_names) if class_names is not None else [str(i) for i in range(len(z))]
-    fig, axes = plt.subplots(1, len(temperatures), figsize=(2.3 * len(temperatures), 2.6),
-                             sharey=True, squeeze=False)
-    for ax, T in zip(axes[0], temperatures):
+    temps = [_checked_temperature(T) for T in temperatures]
+    n = len(temps)
+    size = figsize("grid", height=2.3) if n > 2 else figsize("two", height=2.5)
+    fig, axes = plt.subplots(1, n, figsize=size, sharey=True, squeeze=False)
+    colors = class_colors(len(z), highlight, base="kd")
+    rotate = 90 if (max(map(len, names)) > 2 and len(names) * n > 16) or max(map(len, names)) > 5 else 0
+    for ax, T in zip(axes[0], temps):
         p = torch.softmax(z / T, dim=0).numpy()
-        colors = ["#1f77b4"] * len(p)
-        if highlight is not None:
-            colors[highlight] = "#d62728"
         ax.bar(np.arange(len(p)), p, color=colors)
-        ax.set_xticks(np.arange(len(p)), names, rotation=90 if max(map(len, names)) > 2 else 0)
+        ax.set_xticks(np.arange(len(p)), names, rotation=rotate)
         ax.set_title(f"T = {T:g}")
         ax.set_ylim(0, 1)
+        ax.grid(axis="x", visible=False)
     axes[0][0].set_ylabel("probability")
     if title:
         fig.suptitle(title)
@@ -91,17 +242,26 @@ def temperature_grid(logits, temperatures: Sequence[float] = (1, 2, 4, 8), class
 
 
 def errorbar_lines(summary, x: str, group: str = "method", ax=None, value: str = "mean",
-                   err: str = "std", scale: float = 100.0, ylabel: str = "test accuracy (%)"):
+                   err: str = "std", scale: float = 100.0, ylabel: str = "test accuracy (%)",
+                   legend: bool = True, dodge: float = 0.0):
     """Mean ± std lines, one per ``group`` value, from a :func:`skdtutor.experiments.summarize`
-    table. Returns the Axes."""
+    table, each in its method's colour, line style and marker (:func:`method_style`).
+    ``dodge`` shifts the k-th of n lines by the factor ``1 + dodge * (k - (n - 1) / 2)`` along x
+    (for log axes), so that error bars do not overlap. Returns the Axes."""
     ax = ax or plt.gca()
-    for name, part in summary.groupby(group, sort=False):
+    groups = list(summary.groupby(group, sort=False))
+    for k, (name, part) in enumerate(groups):
         part = part.sort_values(x)
-        ax.errorbar(part[x], part[value] * scale, yerr=part[err].fillna(0) * scale, marker="o",
-                    capsize=3, label=str(name), color=method_color(str(name)))
+        xs = part[x].to_numpy()
+        if dodge:
+            xs = xs.astype(float) * (1 + dodge * (k - (len(groups) - 1) / 2))
+        ax.errorbar(xs, part[value].to_numpy(dtype=float) * scale,
+                    yerr=part[err].fillna(0).to_numpy(dtype=float) * scale, capsize=3,
+                    label=str(name), **method_style(str(name)))
     ax.set_xlabel(x)
     ax.set_ylabel(ylabel)
-    ax.legend(frameon=False)
+    if legend:
+        ax.legend()
     return ax
 
 
@@ -153,7 +313,7 @@ class SoftmaxExplorer:
 
     def __init__(self, logits, class_names=None, labels=None, temperature: float = 1.0,
                  t_range=(0.25, 32.0), multiplier: float | None = None, title: str | None = None,
-                 highlight=None, width: int = 760, m_range=(0.5, 6.0)):
+                 highlight=None, width: int = 688, m_range=(0.5, 6.0)):
         z = torch.as_tensor(logits).detach().to(device="cpu", dtype=torch.float64)
         if z.dim() == 1:
             z = z.unsqueeze(0)
@@ -162,12 +322,12 @@ class SoftmaxExplorer:
         if not torch.isfinite(z).all():
             raise ValueError("logits contain NaN or infinite values")
         lo, hi = _checked_range(t_range, "t_range")
-        temperature = _checked_number(temperature, "temperature")
+        temperature = _checked_temperature(temperature)
         if not lo <= temperature <= hi:
             raise ValueError(f"temperature {temperature} lies outside t_range {t_range}")
         m_lo, m_hi = _checked_range(m_range, "m_range")
         if multiplier is not None:
-            multiplier = _checked_number(multiplier, "multiplier")
+            multiplier = _checked_positive(multiplier, "multiplier")
             if not m_lo <= multiplier <= m_hi:
                 raise ValueError(f"multiplier {multiplier} lies outside m_range {m_range}")
         k, c = z.shape
@@ -213,13 +373,24 @@ class SoftmaxExplorer:
     def probabilities(self, temperature: float | None = None, multiplier: float | None = None,
                       sample: int = 0) -> np.ndarray:
         """What the bars show: ``softmax(z / T)``, or with ``multiplier``
-        ``softmax(sphere(z, multiplier) / T)`` (:func:`skdtutor.losses.sphere`)."""
+        ``softmax(sphere(z, multiplier) / T)`` (:func:`skdtutor.losses.sphere`).
+
+        Raises ``ValueError`` for a temperature or multiplier that is not a finite number > 0
+        (``T <= 0`` would divide by zero or invert the distribution) and for a ``sample`` that
+        is not a row of the logits."""
         from .losses import sphere
 
-        T = self.temperature if temperature is None else float(temperature)
-        z = self.logits[sample:sample + 1]
+        T = self.temperature if temperature is None else _checked_temperature(temperature)
+        k = self.logits.shape[0]
+        try:
+            row = operator.index(sample)
+        except TypeError:
+            raise ValueError(f"sample must be a row index, got {sample!r}") from None
+        if not 0 <= row < k:
+            raise ValueError(f"sample {sample!r} outside [0, {k}) (the explorer holds {k} row(s))")
+        z = self.logits[row:row + 1]
         if multiplier is not None:
-            z = sphere(z, multiplier)
+            z = sphere(z, _checked_positive(multiplier, "multiplier"))
         return torch.softmax(z / T, dim=1)[0].numpy()
 
     def html(self) -> str:
@@ -244,10 +415,10 @@ class SoftmaxExplorer:
                      .replace("&", "\\u0026"))
         n_panels = 2 if spherical else 1
         bar = min(_BAR_MAX, (min(self.width, 700) - 26 - 18 * (n_panels - 1)) // (n_panels * c) - 2)
-        panels = [("raw", "softmax(z / T)", "#1f77b4", self.probabilities())]
+        panels = [("raw", "softmax(z / T)", COLORS["kd"], self.probabilities())]
         if spherical:
-            panels = [("raw", "KD, raw logits: softmax(z / T)", "#1f77b4", self.probabilities()),
-                      ("spherical", "SKD: softmax(sphere(z, m) / T)", "#d62728",
+            panels = [("raw", "KD, raw logits: softmax(z / T)", COLORS["kd"], self.probabilities()),
+                      ("spherical", "SKD: softmax(sphere(z, m) / T)", COLORS["skd"],
                        self.probabilities(multiplier=self.multiplier))]
         highlight = self.highlight[0]
         panel_html = "".join(
@@ -260,13 +431,13 @@ class SoftmaxExplorer:
             "__ID__": element_id,
             "__WIDTH__": str(self.width),
             "__TITLE__": esc(self.title),
-            "__TMIN__": repr(float(np.log10(lo))), "__TMAX__": repr(float(np.log10(hi))),
-            "__T0__": repr(float(np.log10(self.temperature))),
+            "__TMIN__": _num(np.log10(lo)), "__TMAX__": _num(np.log10(hi)),
+            "__T0__": _num(np.log10(self.temperature)),
             "__T0_TEXT__": _fmt_t(self.temperature),
-            "__T_TICKS__": "".join(f'<option value="{np.log10(t)!r}"></option>' for t in t_ticks),
-            "__MMIN__": repr(float(m_lo)), "__MMAX__": repr(float(m_hi)), "__M0__": repr(float(m0)),
+            "__T_TICKS__": "".join(f'<option value="{_num(np.log10(t))}"></option>' for t in t_ticks),
+            "__MMIN__": _num(m_lo), "__MMAX__": _num(m_hi), "__M0__": _num(m0),
             "__M0_TEXT__": f"{m0:.2f}",
-            "__M_TICKS__": "".join(f'<option value="{m!r}"></option>' for m in m_ticks),
+            "__M_TICKS__": "".join(f'<option value="{_num(m)}"></option>' for m in m_ticks),
             "__MULT_STYLE__": "" if spherical else "display:none;",
             "__SAMPLE_STYLE__": "" if k > 1 else "display:none;",
             "__OPTIONS__": options,
@@ -319,6 +490,28 @@ def _checked_number(value, name: str) -> float:
     return number
 
 
+def _checked_positive(value, name: str) -> float:
+    """A finite number > 0."""
+    number = _checked_number(value, name)
+    if not number > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return number
+
+
+def _checked_temperature(value) -> float:
+    """A temperature: a finite number > 0 (T <= 0 would divide by zero or invert softmax)."""
+    return _checked_positive(value, "temperature")
+
+
+def _num(value) -> str:
+    """A plain decimal number for HTML attributes (``-0.6020599913279624``, never
+    ``np.float64(...)``): the shortest repr of the Python float."""
+    number = float(value)
+    if not np.isfinite(number):
+        raise ValueError(f"not a finite number: {value!r}")
+    return repr(number)
+
+
 def _checked_range(pair, name: str) -> tuple[float, float]:
     try:
         lo, hi = pair
@@ -338,7 +531,7 @@ def _fmt_t(T: float) -> str:
 _MAX_SAMPLES = 200  # rows of logits one explorer accepts (a menu entry each)
 _BAR_HEIGHT = 120  # pixels for probability 1; grid lines every 0.25
 _BAR_MAX = 44      # widest bar, pixels (more when a panel has only a few classes)
-_HIGHLIGHT = "#ff7f0e"
+_HIGHLIGHT = COLORS["true"]
 
 
 def _panel_html(kind, caption, color, probs, class_names, highlight, bar) -> str:
@@ -400,7 +593,8 @@ def softmax_explorer(logits, class_names=None, **kwargs) -> SoftmaxExplorer:
     ``temperature`` (initial T), ``t_range`` (slider range, log scale),
     ``multiplier`` (adds an SKD panel: softmax(sphere(z, m) / T) with a multiplier
     slider over ``m_range``), ``title``, ``highlight`` (a class index, or one per row,
-    drawn in orange, e.g. the true label), ``width`` (pixels).
+    drawn in ``COLORS["true"]``, e.g. the true label), ``width`` (pixels, default the
+    column's 688).
     Raises ``ValueError`` on malformed input. Display the result in a cell.
     """
     return SoftmaxExplorer(logits, class_names, **kwargs)

@@ -254,3 +254,214 @@ def test_glue_converts_one_element_values_and_glues_words_as_markdown(monkeypatc
     viz.glue_words("d", "both datasets")
     name, value = calls[-1]
     assert name == "d" and value._repr_markdown_() == "both datasets"
+
+
+# ----------------------------------------------------------------------------- the figure style
+
+def _tick_values(html: str) -> list[str]:
+    return re.findall(r'<datalist id="[^"]+">(.*?)</datalist>', html, re.S)
+
+
+def test_slider_ticks_and_attributes_are_plain_numbers():
+    """The browser ignores <option value="np.float64(-0.6...)">: every tick must parse as a float."""
+    html = viz.softmax_explorer(Z, NAMES, temperature=np.float64(2.0), t_range=(np.float64(0.25), 32),
+                                multiplier=np.float32(2.0)).html()
+    lists = _tick_values(html)
+    assert len(lists) == 2
+    t_ticks = [float(v) for v in re.findall(r'<option value="([^"]*)">', lists[0])]
+    m_ticks = [float(v) for v in re.findall(r'<option value="([^"]*)">', lists[1])]
+    np.testing.assert_allclose(t_ticks, np.log10(2.0 ** np.arange(-2, 6)))
+    assert m_ticks == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert "np." not in html and "float64" not in html and "tensor(" not in html
+    for tag in re.findall(r'<input class="skd-[Tm]"[^>]*>', html):
+        attrs = dict(re.findall(r'(\w+)="([^"]*)"', tag))
+        for key in ("min", "max", "value"):
+            float(attrs[key])
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -1.0, -1e-9, float("nan"), float("inf"), -float("inf"), True, "2"])
+def test_probabilities_reject_nonpositive_or_nonfinite_temperature(bad):
+    explorer = viz.softmax_explorer(Z, NAMES)
+    with pytest.raises(ValueError, match="temperature"):
+        explorer.probabilities(bad)
+
+
+@pytest.mark.parametrize("bad", [0, -2.0, float("nan"), float("inf")])
+def test_probabilities_reject_nonpositive_or_nonfinite_multiplier(bad):
+    explorer = viz.softmax_explorer(Z, NAMES)
+    with pytest.raises(ValueError, match="multiplier"):
+        explorer.probabilities(2.0, multiplier=bad)
+
+
+@pytest.mark.parametrize("bad", [1, -1, 0.5])
+def test_probabilities_reject_a_sample_that_is_not_a_row(bad):
+    with pytest.raises(ValueError, match="sample"):
+        viz.softmax_explorer(Z, NAMES).probabilities(2.0, sample=bad)
+
+
+def test_probabilities_accept_numpy_and_tensor_temperatures():
+    explorer = viz.softmax_explorer(Z, NAMES)
+    for T in (np.float64(3.0), torch.tensor(3.0), 3):
+        np.testing.assert_allclose(explorer.probabilities(T), softmax(Z, 3.0), atol=1e-12)
+    np.testing.assert_allclose(explorer.probabilities(2.0, multiplier=np.float32(2.5)),
+                               softmax(sphere(Z, 2.5), 2.0), atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", [{"temperature": 0.0, "t_range": (1e-3, 4)}, {"multiplier": -1.0},
+                                    {"multiplier": 0.0, "m_range": (1e-3, 4)}])
+def test_explorer_rejects_nonpositive_settings(kwargs):
+    with pytest.raises(ValueError):
+        viz.softmax_explorer(Z, NAMES, **kwargs)
+
+
+def _lab(hex_color: str) -> np.ndarray:
+    """CIE L*a*b* (D65) of an sRGB colour, for a perceptual distance (CIE76 delta E)."""
+    rgb = np.array([int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    rgb = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ rgb
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_one_colour_per_concept_and_distinct():
+    from skdtutor.losses import METHODS
+
+    concepts = ["true", "other", "ce", "kd", "skd", "dice", "kd@dice", "teacher"]
+    assert set(concepts) <= set(viz.COLORS)
+    # Methods: exactly those of the package (plus the two-stage kd@dice) and the teacher.
+    assert set(viz.METHOD_COLORS) == set(METHODS) | {"kd@dice", "teacher"}
+    assert set(viz.METHOD_STYLES) == set(viz.METHOD_COLORS)
+    colours = [viz.COLORS[c].lower() for c in concepts]
+    assert len(set(colours)) == len(colours), "two concepts share a colour"
+    for i, a in enumerate(concepts):
+        for b in concepts[i + 1:]:
+            d = np.linalg.norm(_lab(viz.COLORS[a]) - _lab(viz.COLORS[b]))
+            assert d > 20, f"{a} and {b} look alike (delta E {d:.0f})"
+    # The highlighted class is the true class, in explorers and static figures alike.
+    assert viz.COLORS["highlight"] == viz.COLORS["true"] == viz._HIGHLIGHT
+    # SKD is not red (red-orange means the true class) and KD/SKD panels use the method colours.
+    html = viz.softmax_explorer(Z, NAMES, multiplier=2.0, highlight=1).html()
+    assert f'data-panel="raw" data-color="{viz.COLORS["kd"]}"' in html
+    assert f'data-panel="spherical" data-color="{viz.COLORS["skd"]}"' in html
+    assert f"background:{viz.COLORS['true']}" in html
+    assert viz.method_color("KD@dice-T") == viz.COLORS["kd@dice"]
+    assert viz.method_color("no-such-method") not in colours
+
+
+def test_methods_with_similar_roles_differ_in_line_style():
+    styles = {m: viz.method_style(m) for m in viz.METHOD_COLORS}
+    lines = [(s["ls"], s["marker"]) for s in styles.values()]
+    assert len(set(lines)) == len(lines)
+    assert styles["skd"]["ls"] != styles["kd"]["ls"]
+
+
+@pytest.mark.parametrize("kind, rows", [("one", 1), ("two", 1), ("grid", 1), ("grid", 3)])
+def test_figsize_fonts_read_at_column_width(kind, rows):
+    """A figure of viz.figsize, shown in the 688 px column: every font >= 9 px as displayed."""
+    import matplotlib.pyplot as plt
+
+    viz.set_style()
+    width_in, height_in = viz.figsize(kind, rows=rows)
+    assert height_in > 0
+    png_px = width_in * plt.rcParams["figure.dpi"]
+    scale = min(1.0, 688 / png_px)                     # the theme scales wider images down
+    assert png_px == pytest.approx(688, abs=1)
+    from matplotlib.font_manager import FontProperties
+    for key in ("font.size", "axes.titlesize", "axes.labelsize", "xtick.labelsize", "ytick.labelsize",
+                "legend.fontsize", "figure.titlesize"):
+        points = FontProperties(size=plt.rcParams[key]).get_size_in_points()
+        shown = points * plt.rcParams["figure.dpi"] / 72 * scale
+        assert shown >= 9, f"{key}: {shown:.1f} px at column width"
+
+
+@pytest.mark.parametrize("bad", [{"kind": "huge"}, {"rows": 0}, {"rows": 1.5}, {"height": -1.0}])
+def test_figsize_rejects_bad_arguments(bad):
+    with pytest.raises(ValueError):
+        viz.figsize(**bad)
+
+
+def test_legend_below_keeps_the_column_width_and_covers_no_axes(tmp_path):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    viz.set_style()
+    fig, axes = plt.subplots(1, 2, figsize=viz.figsize("two"))
+    for ax in axes:
+        for m in ("kd", "skd", "dice"):
+            ax.plot([1, 2, 4], [1, 2, 3], label=m, **viz.method_style(m))
+        ax.legend()
+    fig.tight_layout()
+    legend = viz.legend_outside(fig)
+    try:
+        assert all(ax.get_legend() is None for ax in axes)
+        assert [t.get_text() for t in legend.get_texts()] == ["kd", "skd", "dice"]   # each label once
+        fig.savefig(tmp_path / "f.png")                   # savefig.bbox = tight (set_style)
+        fig.canvas.draw()
+        box = legend.get_window_extent()
+        for ax in axes:
+            assert not box.overlaps(ax.get_window_extent()), "the legend covers an axes"
+        width = Image.open(tmp_path / "f.png").size[0]
+        assert width <= 700, f"{width} px: wider than the column"
+    finally:
+        plt.close(fig)
+
+
+def test_ce_band_draws_mean_and_band_and_validates():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    try:
+        line = viz.ce_band(ax, 0.8, 0.02, scale=100)
+        assert line.get_ydata()[0] == pytest.approx(80.0) and line.get_color() == viz.COLORS["ce"]
+        band = ax.patches[0]
+        assert band.get_y() == pytest.approx(78.0) and band.get_y() + band.get_height() == pytest.approx(82.0)
+        assert line.get_label() == "CE (labels only)"
+        for mean, std in ((float("nan"), 1.0), (1.0, float("nan")), (1.0, -1.0)):
+            with pytest.raises(ValueError):
+                viz.ce_band(ax, mean, std)
+    finally:
+        plt.close(fig)
+
+
+def test_errorbar_lines_use_the_method_styles():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    summary = pd.DataFrame({"method": ["kd", "kd", "skd", "skd"], "T": [1, 4, 1, 4],
+                            "mean": [0.8, 0.82, 0.79, 0.85], "std": [0.01, 0.02, 0.01, np.nan]})
+    fig, ax = plt.subplots()
+    try:
+        viz.errorbar_lines(summary, x="T", ax=ax, dodge=0.04)
+        lines = {l.get_label(): l for l in ax.get_lines() if not l.get_label().startswith("_")}
+        if not lines:   # errorbar containers: the data line is the first line of each container
+            lines = {c.get_label(): c.lines[0] for c in ax.containers}
+        assert lines["skd"].get_color() == viz.COLORS["skd"] and lines["skd"].get_linestyle() == "--"
+        assert lines["kd"].get_marker() == "o"
+        np.testing.assert_allclose(np.asarray(lines["kd"].get_xdata(), float), [0.98, 3.92])
+    finally:
+        plt.close(fig)
+
+
+def test_temperature_grid_highlights_the_true_class_and_fits_the_column():
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    viz.set_style()
+    fig = viz.temperature_grid(Z, (1, 2, 4, 8), class_names=NAMES, highlight=2)
+    try:
+        assert fig.get_figwidth() * fig.dpi == pytest.approx(688, abs=1)
+        colours = [to_hex(p.get_facecolor()).lower() for p in fig.axes[0].patches]
+        assert colours[2] == viz.COLORS["true"].lower()
+        assert set(colours[:2] + colours[3:]) == {viz.COLORS["kd"].lower()}
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="temperature"):
+        viz.temperature_grid(Z, (1, 0))
+
+
+def test_class_colors():
+    assert viz.class_colors(3, 1) == [viz.COLORS["other"], viz.COLORS["true"], viz.COLORS["other"]]
+    assert viz.class_colors(2, None, base="skd") == [viz.COLORS["skd"]] * 2
+    with pytest.raises(ValueError):
+        viz.class_colors(3, 3)
