@@ -1,22 +1,55 @@
 """skdtutor: knowledge distillation, Spherical KD and Dice temperature search.
 
-The package behind the skdtutor book. Modules:
+The package behind the skdtutor book. Modules, bottom to top (imports point downwards):
 
-* :mod:`skdtutor.losses` — ``kd_loss``, ``skd_loss``, ``dice_loss``, ``sphere``, ``soft_dice``, ``dice3``
+* :mod:`skdtutor.losses` — ``kd_loss``, ``skd_loss``, ``dice_loss``, ``sphere``, ``soft_dice``,
+  ``dice3`` and the loss objects (``DistillLoss``, ``CE``, ``KD``, ``SKD``, ``DiceKD``)
 * :mod:`skdtutor.temperature` — ``dice_temperature_search``
-* :mod:`skdtutor.data` — ``load("digits" | "mnist1d" | "mnist" | ...)``
-* :mod:`skdtutor.models` — ``MLP``, ``CNN``, ``resnet``, ``build_model``
-* :mod:`skdtutor.train` — ``train_teacher``, ``distill``, ``distill_sweep``
-* :mod:`skdtutor.metrics` — accuracy, NLL, ECE, confidence
-* :mod:`skdtutor.experiments` — the runner behind the book's tables and the CLI
+* :mod:`skdtutor.data`, :mod:`skdtutor.models`, :mod:`skdtutor.metrics`
+* :mod:`skdtutor.config` — ``TrainConfig``, ``ModelSpec``, ``Setting``, ``setting_for``
+* :mod:`skdtutor.steps`, :mod:`skdtutor.train` — ``train_teacher``, ``distill``
+* :mod:`skdtutor.stacking`, :mod:`skdtutor.sweep` — ``distill_sweep`` (many students as one model)
+* :mod:`skdtutor.cache`, :mod:`skdtutor.teachers` — ``get_teacher``, ``teacher_snapshots``, ...
+* :mod:`skdtutor.runs` — ``run_students`` (one runner for every plan of students)
+* :mod:`skdtutor.stats` — ``seed_summary``, ``format_table``, the noise rule
+* :mod:`skdtutor.studies`, :mod:`skdtutor.chapter_studies` — what the CLI and the chapters call
+* :mod:`skdtutor.viz` — figures and the kernel-free temperature slider
+
+Submodules and the names below are imported on first use, so ``import skdtutor.losses``
+stays light (no pandas, no matplotlib).
 """
-from . import data, experiments, losses, metrics, models, temperature, train, viz
-from .losses import CE, KD, SKD, DiceKD, dice3, dice_loss, kd_loss, skd_loss, soft_dice, soften, sphere
-from .temperature import dice_temperature_search
-from .train import distill, distill_sweep, train_teacher
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["data", "experiments", "losses", "metrics", "models", "temperature", "train", "viz",
-           "CE", "KD", "SKD", "DiceKD", "dice3", "dice_loss", "kd_loss", "skd_loss", "soft_dice",
-           "soften", "sphere", "dice_temperature_search", "distill", "distill_sweep", "train_teacher"]
+_SUBMODULES = ("losses", "temperature", "data", "models", "metrics", "config", "steps", "train",
+               "stacking", "sweep", "cache", "teachers", "runs", "stats", "studies",
+               "chapter_studies", "viz")
+
+_NAMES = {  # public name -> module that defines it
+    **{n: "losses" for n in ("DistillLoss", "CE", "KD", "SKD", "DiceKD", "make_loss", "dice3",
+                             "dice_loss", "kd_loss", "skd_loss", "soft_dice", "soften", "sphere")},
+    "dice_temperature_search": "temperature",
+    **{n: "config" for n in ("TrainConfig", "ModelSpec", "Setting", "setting_for")},
+    **{n: "train" for n in ("train_teacher", "distill", "History", "TeacherLogits")},
+    **{n: "sweep" for n in ("distill_sweep", "SweepMember")},
+    **{n: "teachers" for n in ("get_teacher", "default_teacher")},
+    **{n: "runs" for n in ("run_students", "Member")},
+    "compare": "studies",
+}
+
+__all__ = [*_SUBMODULES, *_NAMES]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _NAMES:
+        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module 'skdtutor' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

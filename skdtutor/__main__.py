@@ -28,13 +28,15 @@ def _choices(text: str, known, what: str) -> list[str]:
     return values
 
 
-def _methods(text: str) -> list[str]:
+def _method_names() -> list[str]:
     from .losses import METHODS
+    from .studies import KD_AT_DICE
 
-    return _choices(text, [*METHODS, KD_AT_DICE], "method")
+    return [*METHODS, KD_AT_DICE]
 
 
-KD_AT_DICE = "kd@dice"  # = skdtutor.experiments.KD_AT_DICE (not imported here: keeps --help fast)
+def _methods(text: str) -> list[str]:
+    return _choices(text, _method_names(), "method")
 
 
 def _datasets(text: str) -> list[str]:
@@ -62,6 +64,8 @@ def _seeds(text: str):
 def build_parser() -> argparse.ArgumentParser:
     from .data import DATASETS
 
+    methods = ", ".join(_method_names())
+
     parser = argparse.ArgumentParser(prog="python -m skdtutor",
                                      description="Knowledge distillation experiments from the skdtutor book.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,26 +73,26 @@ def build_parser() -> argparse.ArgumentParser:
         "compare", help="distil one student per (method, temperature, seed) and print a table",
         description="Train (or reuse from the cache) a teacher, distil one student per "
                     "(method, temperature, seed) and print test accuracy mean ± std per method and T. "
-                    "Architectures and epochs default to the dataset's setting (skdtutor.experiments.SETTINGS).",
+                    "Architectures and epochs default to the dataset's setting (skdtutor.config.SETTINGS).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     c.add_argument("--dataset", default="mnist1d", choices=DATASETS,
                    help="dataset; digits and mnist1d need no download")
     c.add_argument("--teacher", default=None, help="teacher architecture: mlp, cnn, resnet18/34/50 "
                    "(default: the dataset's setting)")
     c.add_argument("--student", default=None, help="student architecture (default: the dataset's setting)")
-    c.add_argument("--teacher-width", type=int, default=None, help="teacher capacity knob")
-    c.add_argument("--student-width", type=int, default=None, help="student capacity knob")
+    c.add_argument("--teacher-width", type=_positive_int, default=None, help="teacher capacity knob")
+    c.add_argument("--student-width", type=_positive_int, default=None, help="student capacity knob")
     c.add_argument("--methods", type=_methods, default=["ce", "kd", "skd"],
-                   help="comma-separated losses among ce, kd, skd, dice, kd@dice "
-                        "(KD at the temperature chosen by the Dice search)")
+                   help=f"comma-separated losses among {methods} "
+                        "(kd@dice: KD at the temperature chosen by the Dice search)")
     c.add_argument("--temperatures", type=_floats, default=[1.0, 4.0, 16.0],
                    help="comma-separated distillation temperatures (ce ignores them)")
-    for p in (c, _results_parser(sub, DATASETS)):
+    for p in (c, _results_parser(sub, DATASETS, methods)):
         _add_common_options(p)
     return parser
 
 
-def _results_parser(sub, datasets):
+def _results_parser(sub, datasets, methods):
     """``results``: the book's results table (chapter 6), every method on every dataset."""
     r = sub.add_parser(
         "results", help="the book's results table: every method on every dataset",
@@ -97,14 +101,14 @@ def _results_parser(sub, datasets):
                     "chosen by the Dice search on the validation split). Prints one row per dataset, "
                     "method and T with test accuracy mean ± std over the seeds and the teacher's and "
                     "student's sizes: the table of the book's chapter 'Results at a glance' "
-                    "(skdtutor.experiments.results_table). Architectures and epochs default to each "
-                    "dataset's setting (skdtutor.experiments.SETTINGS).",
+                    "(skdtutor.studies.results_table). Architectures and epochs default to each "
+                    "dataset's setting (skdtutor.config.SETTINGS).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     r.add_argument("--dataset", type=_datasets, default="digits,mnist1d",
                    help="comma-separated datasets among " + ", ".join(datasets)
                         + " (digits and mnist1d need no download)")
-    r.add_argument("--methods", type=_methods, default="ce,kd,skd,dice," + KD_AT_DICE,
-                   help="comma-separated methods among ce, kd, skd, dice, kd@dice")
+    r.add_argument("--methods", type=_methods, default="ce,kd,skd,dice,kd@dice",
+                   help=f"comma-separated methods among {methods}")
     r.add_argument("--temperatures", type=_floats, default="1,4,16",
                    help="comma-separated temperatures for kd, skd and dice")
     return r
@@ -116,13 +120,17 @@ def _add_common_options(p) -> None:
                    help="number of student seeds (0..N-1), or a comma-separated list of seeds")
     p.add_argument("--gamma", type=float, default=0.9, help="weight of the distillation term")
     p.add_argument("--multiplier", type=float, default=2.0, help="SKD sphere multiplier")
-    p.add_argument("--teacher-epochs", type=int, default=None, help="teacher epochs")
-    p.add_argument("--student-epochs", type=int, default=None, help="student epochs")
+    p.add_argument("--teacher-epochs", type=_positive_int, default=None,
+                   help="teacher epochs (default: the dataset's setting)")
+    p.add_argument("--student-epochs", type=_positive_int, default=None,
+                   help="student epochs (default: the dataset's setting)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--root", default=None, help="folder for torchvision datasets")
     p.add_argument("--cache-dir", default=None,
-                   help="folder for cached teachers (default $SKDTUTOR_CACHE or ~/.cache/skdtutor)")
-    p.add_argument("--no-cache", action="store_true", help="retrain the teachers and do not save them")
+                   help="folder for cached teachers and students (default $SKDTUTOR_CACHE or "
+                        "~/.cache/skdtutor)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="retrain the teachers and students and do not save them")
     p.add_argument("--sequential", action="store_true",
                    help="train students one by one instead of as one stacked model (same numbers)")
     p.add_argument("--csv", default=None, help="also write one row per student run to this CSV file")
@@ -136,7 +144,7 @@ def _add_common_options(p) -> None:
 
 
 def _results(args) -> int:
-    from .experiments import results_table
+    from .studies import results_table
 
     start = time.perf_counter()
     try:
@@ -145,7 +153,7 @@ def _results(args) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    _report(table, runs, ["dataset", "method", "T", "accuracy", "n"], args.csv, start)
+    _report(table, runs, ["dataset", "method", "T", "test_acc", "n"], args.csv, start)
     return 0
 
 
@@ -157,7 +165,7 @@ def _report(table, runs, columns, csv, start) -> None:
               f"test acc {100 * first['teacher_test_acc']:.2f}%) -> student {first['student']} "
               f"({first['student_params']:,} params)")
     print(table[columns].rename(
-        columns={"accuracy": "test acc % (mean ± std)", "n": "seeds"}).to_string(index=False))
+        columns={"test_acc": "test acc % (mean ± std)", "n": "seeds"}).to_string(index=False))
     if csv:
         runs.to_csv(csv, index=False)
         print(f"wrote {len(runs)} runs to {csv}")
@@ -165,7 +173,7 @@ def _report(table, runs, columns, csv, start) -> None:
 
 
 def _run_kwargs(args) -> dict:
-    """Keyword arguments of :func:`skdtutor.experiments.compare` shared by both commands."""
+    """Keyword arguments of :func:`skdtutor.studies.compare` shared by both commands."""
     kwargs = dict(gamma=args.gamma, multiplier=args.multiplier, teacher_epochs=args.teacher_epochs,
                   student_epochs=args.student_epochs, device=args.device, root=args.root,
                   cache=args.cache_dir, use_cache=not args.no_cache,
@@ -183,7 +191,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     if args.command == "results":
         return _results(args)
-    from .experiments import compare, format_table, summarize
+    from .stats import format_table, seed_summary
+    from .studies import compare
 
     start = time.perf_counter()
     try:
@@ -195,10 +204,10 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     first = runs.iloc[0]
-    table = format_table(summarize(runs)).assign(
+    table = format_table(seed_summary(runs)).assign(
         **{k: first[k] for k in ("dataset", "teacher", "teacher_params", "teacher_test_acc",
                                  "student", "student_params")})
-    _report(table, runs, ["method", "T", "accuracy", "n"], args.csv, start)
+    _report(table, runs, ["method", "T", "test_acc", "n"], args.csv, start)
     return 0
 
 

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 __all__ = [
     "soften", "kd_loss", "sphere", "skd_loss", "soft_dice", "dice_loss", "dice3",
-    "CE", "KD", "SKD", "DiceKD", "make_loss", "METHODS",
+    "DistillLoss", "CE", "KD", "SKD", "DiceKD", "make_loss", "METHODS",
+    "check_pair", "check_labels", "check_temperature",
 ]
 
 
@@ -46,7 +47,7 @@ def _check_logits(x, name: str = "logits") -> None:
         raise ValueError(f"{name} contains NaN or infinite values; check the model output before the loss")
 
 
-def _check_pair(a, b, names=("student_logits", "teacher_logits")) -> None:
+def check_pair(a, b, names=("student_logits", "teacher_logits")) -> None:
     _check_logits(a, names[0])
     _check_logits(b, names[1])
     if a.shape != b.shape:
@@ -60,7 +61,7 @@ def _is_real(x) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
-def _check_temperature(T) -> None:
+def check_temperature(T) -> None:
     if not _is_real(T) or not math.isfinite(float(T)) or float(T) <= 0:
         raise ValueError(f"temperature T must be a finite number > 0, got {T!r}")
 
@@ -75,7 +76,7 @@ def _check_multiplier(multiplier) -> None:
         raise ValueError(f"multiplier (radius of the sphere) must be a finite number > 0, got {multiplier!r}")
 
 
-def _check_labels(labels, batch: int, classes: int) -> None:
+def check_labels(labels, batch: int, classes: int) -> None:
     if labels is None:
         return
     if not isinstance(labels, torch.Tensor):
@@ -157,7 +158,7 @@ def soften(logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
     ``T < 1`` sharpens it. Shape in = shape out.
     """
     _check_logits(logits)
-    _check_temperature(T)
+    check_temperature(T)
     return torch.softmax(logits / T, dim=-1)
 
 
@@ -173,10 +174,10 @@ def kd_loss(student_logits, teacher_logits, labels=None, T: float = 4.0, gamma: 
     With ``labels=None`` only the distillation term :math:`\gamma T^2 \mathrm{KL}`
     remains: distillation on unlabelled data.
     """
-    _check_pair(student_logits, teacher_logits)
-    _check_temperature(T)
+    check_pair(student_logits, teacher_logits)
+    check_temperature(T)
     _check_gamma(gamma)
-    _check_labels(labels, *student_logits.shape)
+    check_labels(labels, *student_logits.shape)
     return KD.per_sample(student_logits, teacher_logits, labels, T=T, gamma=gamma).mean()
 
 
@@ -210,11 +211,11 @@ def skd_loss(student_logits, teacher_logits, labels=None, T: float = 4.0, gamma:
     student logits too. ``ce_on_raw=True`` puts it on the raw student logits
     instead; it exists only for the ablation in the book.
     """
-    _check_pair(student_logits, teacher_logits)
-    _check_temperature(T)
+    check_pair(student_logits, teacher_logits)
+    check_temperature(T)
     _check_gamma(gamma)
     _check_multiplier(multiplier)
-    _check_labels(labels, *student_logits.shape)
+    check_labels(labels, *student_logits.shape)
     return SKD.per_sample(student_logits, teacher_logits, labels, T=T, gamma=gamma,
                           multiplier=multiplier, ce_on_raw=ce_on_raw).mean()
 
@@ -246,10 +247,10 @@ def dice_loss(student_logits, teacher_logits, labels=None, T: float = 4.0, gamma
     with :math:`D` the soft Dice of :func:`soft_dice`. With ``labels=None`` only
     the Dice term remains.
     """
-    _check_pair(student_logits, teacher_logits)
-    _check_temperature(T)
+    check_pair(student_logits, teacher_logits)
+    check_temperature(T)
     _check_gamma(gamma)
-    _check_labels(labels, *student_logits.shape)
+    check_labels(labels, *student_logits.shape)
     return DiceKD.per_sample(student_logits, teacher_logits, labels, T=T, gamma=gamma).mean()
 
 
@@ -280,13 +281,45 @@ def dice3(p: torch.Tensor, q: torch.Tensor, r: torch.Tensor, eps: float = 1e-7) 
 
 
 # ----------------------------------------------------------------- objects for trainers
+METHODS: dict[str, type] = {}  # method name -> DistillLoss subclass, filled by subclassing
+
+
 @dataclass(frozen=True)
-class _Loss:
-    """Base of the loss objects: hyperparameters validated once; ``__call__`` is the mean loss."""
+class DistillLoss:
+    """Public base of the loss objects the trainers take; subclass it to add a method.
+
+    A subclass is a frozen dataclass whose fields are its hyperparameters
+    (validated once in ``__post_init__``) with:
+
+    * ``name`` (class variable): the method name; a subclass with a name is
+      registered in :data:`METHODS`, so :func:`make_loss` and the CLI know it;
+    * ``per_sample(student_logits, teacher_logits, labels, label_mask, **hparams)``
+      (static method): the per-sample loss, broadcasting over leading dimensions;
+    * ``stackable`` (class variable): the numeric fields that may differ between
+      the students of one stacked sweep (passed as ``(k, 1, 1)`` tensors);
+    * ``needs_teacher`` (class variable): False for a loss that ignores the teacher.
+
+    ``loss(student_logits, teacher_logits, labels)`` is the mean over the batch.
+    Adding a method touches this file plus its colour in :data:`skdtutor.viz.METHOD_COLORS`.
+    """
 
     name: ClassVar[str] = ""
     stackable: ClassVar[tuple[str, ...]] = ()  # numeric fields that may differ inside one stacked sweep
     needs_teacher: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name:
+            known = METHODS.get(name)
+            if known is not None and known.__qualname__ != cls.__qualname__:
+                raise ValueError(f"method name {name!r} is taken by {known.__qualname__}")
+            METHODS[name] = cls
+
+    @classmethod
+    def hparam_names(cls) -> tuple[str, ...]:
+        """The names of the hyperparameters (the dataclass fields)."""
+        return tuple(f.name for f in fields(cls))
 
     def hparams(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -296,20 +329,16 @@ class _Loss:
         return (type(self),) + tuple((k, v) for k, v in self.hparams().items()
                                      if k not in self.stackable)
 
+    @staticmethod
+    def per_sample(student_logits, teacher_logits, labels=None, label_mask=None, **hparams):
+        raise NotImplementedError("a DistillLoss subclass defines per_sample")
+
     def __call__(self, student_logits, teacher_logits=None, labels=None, label_mask=None):
         return self.per_sample(student_logits, teacher_logits, labels, label_mask, **self.hparams()).mean()
 
-    @property
-    def temperature(self):
-        return getattr(self, "T", None)
-
-    def describe(self) -> str:
-        return self.name + "".join(f" {k}={v:g}" if isinstance(v, float) else f" {k}={v}"
-                                   for k, v in self.hparams().items())
-
 
 @dataclass(frozen=True)
-class CE(_Loss):
+class CE(DistillLoss):
     """Plain cross-entropy on hard labels, :math:`\\mathrm{CE}(s, y)`; the teacher is ignored."""
 
     name: ClassVar[str] = "ce"
@@ -323,7 +352,7 @@ class CE(_Loss):
 
 
 @dataclass(frozen=True)
-class KD(_Loss):
+class KD(DistillLoss):
     """:func:`kd_loss` for the trainers."""
 
     T: float = 4.0
@@ -332,7 +361,7 @@ class KD(_Loss):
     stackable: ClassVar[tuple[str, ...]] = ("T", "gamma")
 
     def __post_init__(self):
-        _check_temperature(self.T)
+        check_temperature(self.T)
         _check_gamma(self.gamma)
 
     @staticmethod
@@ -343,7 +372,7 @@ class KD(_Loss):
 
 
 @dataclass(frozen=True)
-class SKD(_Loss):
+class SKD(DistillLoss):
     """:func:`skd_loss` for the trainers."""
 
     T: float = 4.0
@@ -354,7 +383,7 @@ class SKD(_Loss):
     stackable: ClassVar[tuple[str, ...]] = ("T", "gamma", "multiplier")
 
     def __post_init__(self):
-        _check_temperature(self.T)
+        check_temperature(self.T)
         _check_gamma(self.gamma)
         _check_multiplier(self.multiplier)
 
@@ -370,7 +399,7 @@ class SKD(_Loss):
 
 
 @dataclass(frozen=True)
-class DiceKD(_Loss):
+class DiceKD(DistillLoss):
     """:func:`dice_loss` for the trainers."""
 
     T: float = 4.0
@@ -379,7 +408,7 @@ class DiceKD(_Loss):
     stackable: ClassVar[tuple[str, ...]] = ("T", "gamma")
 
     def __post_init__(self):
-        _check_temperature(self.T)
+        check_temperature(self.T)
         _check_gamma(self.gamma)
 
     @staticmethod
@@ -390,16 +419,19 @@ class DiceKD(_Loss):
         return _mix(1.0 - dice, ce, gamma)
 
 
-METHODS = {"ce": CE, "kd": KD, "skd": SKD, "dice": DiceKD}
+def make_loss(method: str, **hparams) -> DistillLoss:
+    """Build a registered loss by method name (see :data:`METHODS`) with its own hyperparameters.
 
-
-def make_loss(method: str, T: float = 4.0, gamma: float = 0.9, multiplier: float = 2.0) -> _Loss:
-    """Build a loss object by method name: ``"ce"``, ``"kd"``, ``"skd"`` or ``"dice"``."""
+    ``make_loss("kd", T=2, gamma=0.5)``; float fields are converted to float. A
+    hyperparameter the method does not have is a ValueError naming the ones it has.
+    """
     key = method.lower()
     if key not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
-    if key == "ce":
-        return CE()
-    if key == "skd":
-        return SKD(T=float(T), gamma=float(gamma), multiplier=float(multiplier))
-    return METHODS[key](T=float(T), gamma=float(gamma))
+    cls = METHODS[key]
+    unknown = sorted(set(hparams) - set(cls.hparam_names()))
+    if unknown:
+        raise ValueError(f"the {key!r} loss has no hyperparameter(s) {unknown}; "
+                         f"its hyperparameters are {list(cls.hparam_names())}")
+    floats = {f.name for f in fields(cls) if f.type in ("float", float)}
+    return cls(**{k: float(v) if k in floats and _is_real(v) else v for k, v in hparams.items()})

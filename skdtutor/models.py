@@ -2,9 +2,10 @@
 
 ``MLP(width, depth)`` and ``CNN(width)`` (1-D convolutions for ``mnist1d``,
 2-D for images) cover every experiment in the book on a CPU; ``resnet`` wraps
-torchvision's ResNets for CIFAR readers with a GPU. None of them uses batch
-norm or dropout, so a sweep of them trains as one stacked model
-(:func:`skdtutor.train.distill_sweep`) with exactly the arithmetic of a single run.
+torchvision's ResNets for CIFAR readers with a GPU. ``MLP`` and ``CNN`` use
+neither batch norm nor dropout, so a sweep of them trains as one stacked model
+(:func:`skdtutor.sweep.distill_sweep`) with exactly the arithmetic of a single
+run; the ResNets use batch norm, so their students are trained one after another.
 """
 from __future__ import annotations
 
@@ -94,10 +95,10 @@ def build_model(name: str, data, width: int | None = None, depth: int | None = N
     if seed is not None:
         torch.manual_seed(seed)
     if key == "mlp":
-        return MLP(data.input_shape, data.num_classes, width=width or 128,
+        return MLP(data.input_shape, data.num_classes, width=128 if width is None else width,
                    depth=2 if depth is None else depth)
     if key == "cnn":
-        return CNN(data.input_shape, data.num_classes, width=width or 32)
+        return CNN(data.input_shape, data.num_classes, width=32 if width is None else width)
     if len(data.input_shape) != 3:
         raise ValueError(f"{name} needs image inputs (C, H, W), got {data.input_shape}; use 'mlp' or 'cnn'")
     return resnet(data.input_shape, data.num_classes, depth=int(key[6:]))

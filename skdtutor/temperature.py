@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .losses import _check_labels, _check_pair, _check_temperature, _soft_dice
+from .losses import check_labels, check_pair, check_temperature, soft_dice
 
 __all__ = ["dice_temperature_search", "DEFAULT_TEMPERATURES"]
 
@@ -58,16 +58,16 @@ def dice_temperature_search(teacher_logits: torch.Tensor, student_logits: torch.
     table : pandas.DataFrame with columns ``T``, ``student_term``,
         ``label_term``, ``total``, one row per temperature, in the given order.
     """
-    _check_pair(student_logits, teacher_logits)
+    check_pair(student_logits, teacher_logits)
     if labels is None:
         raise ValueError("labels are required: the label term compares the softened teacher "
                          "with one-hot labels")
-    _check_labels(labels, *teacher_logits.shape)
+    check_labels(labels, *teacher_logits.shape)
     temperatures = list(temperatures)
     if not temperatures:
         raise ValueError("temperatures is empty; pass at least one candidate temperature")
     for T in temperatures:
-        _check_temperature(T)
+        check_temperature(T)
     teacher_logits = teacher_logits.detach().double()
     student_logits = student_logits.detach().double()
     onehot = F.one_hot(labels.long(), teacher_logits.shape[1]).double()
@@ -75,8 +75,8 @@ def dice_temperature_search(teacher_logits: torch.Tensor, student_logits: torch.
     for T in temperatures:
         p_teacher = torch.softmax(teacher_logits / T, dim=-1)
         p_student = torch.softmax(student_logits / (T if soften_student else 1.0), dim=-1)
-        student_term = (1 - _soft_dice(p_teacher, p_student, eps)).mean().item()
-        label_term = (1 - _soft_dice(p_teacher, onehot, eps)).mean().item()
+        student_term = (1 - soft_dice(p_teacher, p_student, eps)).mean().item()
+        label_term = (1 - soft_dice(p_teacher, onehot, eps)).mean().item()
         rows.append({"T": float(T), "student_term": student_term, "label_term": label_term,
                      "total": student_term + label_term})
     table = pd.DataFrame(rows)

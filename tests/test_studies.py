@@ -1,4 +1,5 @@
-"""Tests of the experiment runner behind chapters 5 and 6 and of the ``results`` command.
+"""Tests of the studies behind the CLI and chapters 5-6 (compare, results, few labels) and of
+the teachers for few labels.
 
 Tiny settings throughout (a few epochs): these check bookkeeping and equivalences,
 not accuracy.
@@ -20,9 +21,10 @@ import pytest
 import torch
 
 from skdtutor import data as data_mod
-from skdtutor import experiments as E
+from skdtutor import chapter_studies, studies, teachers
+from skdtutor.config import setting_for
 from skdtutor.losses import CE, KD, SKD
-from skdtutor.models import build_model
+from skdtutor.runs import plan, run_students
 from skdtutor.temperature import dice_temperature_search
 from skdtutor.train import distill, predict
 
@@ -38,20 +40,20 @@ def digits():
 
 @pytest.fixture(scope="module")
 def teacher(digits, tmp_path_factory):
-    s = E.setting_for("digits")
-    _, logits, _ = E.get_teacher(digits, s.teacher, s.teacher_width, 2, lr=s.lr,
-                                 batch_size=s.batch_size, cache=tmp_path_factory.mktemp("teacher"))
+    _, logits, _ = teachers.get_teacher(digits, epochs=2, cache=tmp_path_factory.mktemp("teacher"))
     return logits
 
 
-def student_kwargs():
-    s = E.setting_for("digits")
-    return dict(width=s.student_width, depth=s.student_depth, lr=s.lr, batch_size=s.batch_size)
+def students(data, teacher, losses, seeds, epochs, **kw):
+    """The runner with the digits setting's student, every member learning from ``teacher``."""
+    s = setting_for("digits")
+    return run_students(data, {"t": teacher}, s.student, plan(losses, seeds, "t"), s.student_train,
+                        epochs=epochs, **kw)
 
 
 # ------------------------------------------------------------------------------ compare
 def test_compare_one_row_per_method_temperature_seed_and_ce_once_per_seed(tmp_path):
-    runs = E.compare("digits", methods=("ce", "kd", "skd"), temperatures=(1, 4), seeds=[0, 1],
+    runs = studies.compare("digits", methods=("ce", "kd", "skd"), temperatures=(1, 4), seeds=[0, 1],
                      cache=tmp_path, **TINY)
     assert len(runs) == 2 + 2 * 2 * 2
     ce = runs[runs["method"] == "ce"]
@@ -64,48 +66,30 @@ def test_compare_one_row_per_method_temperature_seed_and_ce_once_per_seed(tmp_pa
 
 def test_compare_rejects_unknown_method(tmp_path):
     with pytest.raises(ValueError, match="bogus"):
-        E.compare("digits", methods=("kd", "bogus"), seeds=1, cache=tmp_path, **TINY)
-
-
-def test_summarize_matches_numpy():
-    rng = np.random.default_rng(3)
-    rows = [{"method": m, "T": t, "seed": s, "test_acc": rng.uniform()}
-            for m, ts in (("ce", [np.nan]), ("kd", [1.0, 4.0]), ("skd", [4.0])) for t in ts
-            for s in range(4)]
-    runs = pd.DataFrame(rows)
-    summary = E.summarize(runs)
-    assert len(summary) == 4
-    for _, row in summary.iterrows():
-        same_t = runs["T"].isna() if pd.isna(row["T"]) else runs["T"] == row["T"]
-        values = runs.loc[(runs["method"] == row["method"]) & same_t, "test_acc"].to_numpy()
-        assert row["n"] == len(values) == 4
-        assert row["mean"] == pytest.approx(np.mean(values), abs=1e-12)
-        assert row["std"] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+        studies.compare("digits", methods=("kd", "bogus"), seeds=1, cache=tmp_path, **TINY)
 
 
 def test_kd_at_dice_uses_the_temperature_of_the_dice_search(digits, tmp_path):
     temps = (1.0, 2.0, 4.0, 8.0)
-    runs = E.compare("digits", methods=("kd@dice",), seeds=[0, 1], dice_temperatures=temps,
+    runs = studies.compare("digits", methods=("kd@dice",), seeds=[0, 1], dice_temperatures=temps,
                      cache=tmp_path, **TINY)
     assert list(runs["method"]) == ["kd@dice", "kd@dice"]  # the CE students are not reported
     assert set(runs.attrs["dice_search"]) == {0, 1}
-    s = E.setting_for("digits")
-    _, t_logits, _ = E.get_teacher(digits, s.teacher, s.teacher_width, TINY["teacher_epochs"],
-                                   lr=s.lr, batch_size=s.batch_size, cache=tmp_path)
+    s = setting_for("digits")
+    _, t_logits, _ = teachers.get_teacher(digits, epochs=TINY["teacher_epochs"], cache=tmp_path)
     for _, row in runs.iterrows():
         seed = int(row["seed"])
         # an independent CE student of that seed (sequential trainer) and the search on validation
         torch.manual_seed(seed)
-        ce = build_model(s.student, digits, width=s.student_width, depth=s.student_depth)
-        distill(ce, None, digits, CE(), TINY["student_epochs"], lr=s.lr, batch_size=s.batch_size,
-                seed=seed, progress=False)
+        ce = s.student.build(digits)
+        distill(ce, None, digits, CE(), TINY["student_epochs"], lr=s.student_train.lr,
+                batch_size=s.student_train.batch_size, seed=seed, progress=False)
         best, table = dice_temperature_search(t_logits.val, predict(ce, digits.x_val), digits.y_val,
                                               temperatures=temps)
         assert row["T"] == best
         pd.testing.assert_frame_equal(table, pd.DataFrame(runs.attrs["dice_search"][seed]), atol=1e-6, rtol=0)
         # and the student is a KD student at that temperature
-        kd = E.run_students(digits, t_logits, s.student, [KD(T=best, gamma=0.9)], [seed],
-                            TINY["student_epochs"], **student_kwargs())
+        kd = students(digits, t_logits, [KD(T=best, gamma=0.9)], [seed], TINY["student_epochs"]).rows
         assert row["test_acc"] == kd["test_acc"].iloc[0]
 
 
@@ -133,19 +117,19 @@ def test_chapter_command_reproduces_results_table(tmp_path):
     assert proc.returncode == 0, proc.stderr
     cli = pd.read_csv(csv)
     # the library call of chapter 6, same settings, its own cache (the teacher is retrained)
-    table, runs = E.results_table("digits", seeds=[0, 1], temperatures=[1, 4], dice_temperatures=[1, 2, 4],
+    table, runs = studies.results_table("digits", seeds=[0, 1], temperatures=[1, 4], dice_temperatures=[1, 2, 4],
                                   return_runs=True, cache=tmp_path / "lib-cache", **TINY)
     key = ["dataset", "method", "T", "seed"]
     merged = cli.merge(runs, on=key, how="outer", suffixes=("_cli", "_lib"), indicator=True)
     assert (merged["_merge"] == "both").all(), merged[key + ["_merge"]]
     assert len(merged) == len(runs) == 2 * (1 + 3 * 2 + 1)
     np.testing.assert_array_equal(merged["test_acc_cli"], merged["test_acc_lib"])
-    for acc in table["accuracy"]:
+    for acc in table["test_acc"]:
         assert acc in proc.stdout
 
 
 def test_results_table_rows_and_columns(tmp_path):
-    table, runs = E.results_table("digits,mnist1d", seeds=2, temperatures=[4], dice_temperatures=[1, 4],
+    table, runs = studies.results_table("digits,mnist1d", seeds=2, temperatures=[4], dice_temperatures=[1, 4],
                                   return_runs=True, cache=tmp_path, **TINY)
     assert list(table["dataset"]) == ["digits"] * 5 + ["mnist1d"] * 5 and len(runs) == 20
     assert set(runs.attrs["dice_search"]) == {"digits", "mnist1d"}
@@ -155,7 +139,7 @@ def test_results_table_rows_and_columns(tmp_path):
     assert list(table["T"][:4]) == ["—", "4", "4", "4"]
     assert set(table["T"].iloc[-1].split("/")) <= {"1", "4"}
     assert (table["n"] == 2).all() and (table["seeds"] == "0,1").all()
-    for column in ("mean", "std", "accuracy", "teacher", "teacher_params", "teacher_test_acc",
+    for column in ("mean", "std", "test_acc", "teacher", "teacher_params", "teacher_test_acc",
                    "student", "student_params"):
         assert column in table
     kd = runs[runs["method"] == "kd"]["test_acc"]
@@ -171,27 +155,27 @@ def test_cli_accepts_kd_at_dice_and_threads():
     assert args.methods == ["ce", "kd@dice"] and args.threads == 1 and args.dice_temperatures == [1, 2]
     args = build_parser().parse_args(["results"])
     assert args.dataset == ["digits", "mnist1d"]
-    assert args.methods == list(E.RESULT_METHODS) and args.temperatures == [1, 4, 16]
+    assert args.methods == list(studies.RESULT_METHODS) and args.temperatures == [1, 4, 16]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["results", "--dataset", "digits,imagenet"])
 
 
 # -------------------------------------------------------------------- few labels (ch. 5)
 def test_labelled_mask_keeps_a_fraction_of_every_class(digits):
-    mask = E.labelled_mask(digits, 0.1, seed=0)
+    mask = teachers.labelled_mask(digits, 0.1, seed=0)
     assert mask.dtype == torch.bool and mask.shape == digits.y_train.shape
     for c in range(10):
         in_class = digits.y_train == c
         assert int(mask[in_class].sum()) == round(0.1 * int(in_class.sum()))
-    assert torch.equal(mask, E.labelled_mask(digits, 0.1, seed=0))
-    assert not torch.equal(mask, E.labelled_mask(digits, 0.1, seed=1))
-    assert E.labelled_mask(digits, 1.0).all()
+    assert torch.equal(mask, teachers.labelled_mask(digits, 0.1, seed=0))
+    assert not torch.equal(mask, teachers.labelled_mask(digits, 0.1, seed=1))
+    assert teachers.labelled_mask(digits, 1.0).all()
     with pytest.raises(ValueError, match="fraction"):
-        E.labelled_mask(digits, 0.0)
+        teachers.labelled_mask(digits, 0.0)
 
 
 def test_hard_targets_are_one_hot_at_the_teachers_argmax(teacher):
-    hard = E.hard_targets(teacher)
+    hard = teachers.hard_targets(teacher)
     for split in ("train", "val", "test"):
         soft, h = getattr(teacher, split), getattr(hard, split)
         assert torch.equal(h.argmax(-1), soft.argmax(-1))
@@ -201,55 +185,53 @@ def test_hard_targets_are_one_hot_at_the_teachers_argmax(teacher):
 
 def test_all_true_mask_equals_fully_labelled_run(digits, teacher):
     losses = [CE(), KD(T=4.0, gamma=0.9), SKD(T=4.0, gamma=0.9)]
-    kw = dict(student_kwargs(), progress=False)
-    full, h_full = E.run_students(digits, teacher, "mlp", losses, [0, 1], 2, return_histories=True, **kw)
-    masked, h_mask = E.run_students(digits, teacher, "mlp", losses, [0, 1], 2,
-                                    labelled=torch.ones(len(digits.y_train), dtype=torch.bool),
-                                    return_histories=True, **kw)
-    np.testing.assert_array_equal(full["test_acc"], masked["test_acc"])
-    for a, b in zip(h_full, h_mask):
-        for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+    full = students(digits, teacher, losses, [0, 1], 2)
+    masked = students(digits, teacher, losses, [0, 1], 2,
+                      labelled=torch.ones(len(digits.y_train), dtype=torch.bool))
+    np.testing.assert_array_equal(full.rows["test_acc"], masked.rows["test_acc"])
+    for a, b in zip(full.models, masked.models):
+        for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
             assert torch.equal(p, q), name
 
 
 @pytest.mark.parametrize("batched", [True, False])
 def test_labels_of_unlabelled_samples_do_not_influence_training(digits, teacher, batched):
-    mask = E.labelled_mask(digits, 0.2, seed=0)
+    mask = teachers.labelled_mask(digits, 0.2, seed=0)
     scrambled = replace(digits, y_train=torch.where(mask, digits.y_train, (digits.y_train + 3) % 10))
     assert not torch.equal(scrambled.y_train, digits.y_train)
     losses = [CE(), KD(T=4.0, gamma=0.9), SKD(T=4.0, gamma=0.9)]
-    kw = dict(student_kwargs(), labelled=mask, batched=batched, progress=False, return_histories=True)
-    _, h_a = E.run_students(digits, teacher, "mlp", losses, [0], 2, **kw)
-    _, h_b = E.run_students(scrambled, teacher, "mlp", losses, [0], 2, **kw)
+    kw = dict(labelled=mask, batched=batched)
+    h_a = students(digits, teacher, losses, [0], 2, **kw).models
+    h_b = students(scrambled, teacher, losses, [0], 2, **kw).models
     for a, b in zip(h_a, h_b):
-        for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
             assert torch.equal(p, q), name
     # ...while without the mask the labels do matter
     kw["labelled"] = None
-    _, h_c = E.run_students(digits, teacher, "mlp", losses[:1], [0], 2, **kw)
-    _, h_d = E.run_students(scrambled, teacher, "mlp", losses[:1], [0], 2, **kw)
-    assert not torch.equal(h_c[0].model.net[-1].weight, h_d[0].model.net[-1].weight)
+    h_c = students(digits, teacher, losses[:1], [0], 2, **kw).models
+    h_d = students(scrambled, teacher, losses[:1], [0], 2, **kw).models
+    assert not torch.equal(h_c[0].net[-1].weight, h_d[0].net[-1].weight)
 
 
 def test_subset_teacher_sees_only_the_labelled_part(digits, tmp_path):
-    mask, model, logits, epochs = E.subset_teacher(digits, 0.1, teacher_steps=4, cache=tmp_path)
+    mask, model, logits, epochs = teachers.subset_teacher(digits, 0.1, teacher_steps=4, cache=tmp_path)
     assert epochs == -(-4 // -(-int(mask.sum()) // 64))  # ceil(4 steps / batches of 64 per epoch)
     assert logits.train.shape == (len(digits.y_train), 10)
     # other inputs on the unlabelled part: the very same teacher (the labels choose the
     # class-balanced subset, so they stay)
     other = replace(digits, x_train=torch.where(mask.view(-1, 1, 1, 1), digits.x_train, -digits.x_train))
-    _, model2, _, _ = E.subset_teacher(other, 0.1, teacher_steps=4, cache=tmp_path / "other")
+    _, model2, _, _ = teachers.subset_teacher(other, 0.1, teacher_steps=4, cache=tmp_path / "other")
     for p, q in zip(model.state_dict().values(), model2.state_dict().values()):
         assert torch.equal(p, q)
     # another labelled subset of the same size is another teacher (not a cache hit)
-    mask3, model3, _, _ = E.subset_teacher(digits, 0.1, subset_seed=1, teacher_steps=4, cache=tmp_path)
+    mask3, model3, _, _ = teachers.subset_teacher(digits, 0.1, subset_seed=1, teacher_steps=4, cache=tmp_path)
     assert int(mask3.sum()) == int(mask.sum()) and not torch.equal(mask3, mask)
     assert not torch.equal(model3.classifier.weight, model.classifier.weight)
 
 
 def test_semi_supervised_rows_and_cache(tmp_path):
     kw = dict(fractions=(0.1, 0.5), seeds=[0, 1], teacher_steps=4, student_epochs=2, cache=tmp_path)
-    runs = E.semi_supervised("digits", **kw)
+    runs = chapter_studies.semi_supervised("digits", **kw)
     variants = runs[["fraction", "teacher_labels", "targets", "method"]].drop_duplicates()
     assert len(variants) == 2 * 6 and len(runs) == 2 * 6 * 2
     got = set(variants[["teacher_labels", "targets", "method"]].itertuples(index=False, name=None))
@@ -260,31 +242,12 @@ def test_semi_supervised_rows_and_cache(tmp_path):
     assert (runs.loc[runs["method"] != "ce", "T"] == 4.0).all()
     few = runs[runs["teacher_labels"] == "labelled part"].groupby("fraction")["n_labelled"].first()
     assert few.loc[0.1] < few.loc[0.5]
-    again = E.semi_supervised("digits", **kw)  # from the on-disk cache
+    again = chapter_studies.semi_supervised("digits", **kw)  # from the on-disk cache
     pd.testing.assert_frame_equal(runs, again)
     # the soft rows equal a plain run_students call with the same teacher and mask
-    mask, _, t_logits, _ = E.subset_teacher(data_mod.load("digits"), 0.1, teacher_steps=4, cache=tmp_path)
-    plain = E.run_students(data_mod.load("digits"), t_logits, "mlp", [KD(T=4.0, gamma=0.9)], [0, 1], 2,
-                           labelled=mask, **student_kwargs())
+    mask, _, t_logits, _ = teachers.subset_teacher(data_mod.load("digits"), 0.1, teacher_steps=4, cache=tmp_path)
+    plain = students(data_mod.load("digits"), t_logits, [KD(T=4.0, gamma=0.9)], [0, 1], 2,
+                     labelled=mask).rows
     soft_kd = runs[(runs["fraction"] == 0.1) & (runs["targets"] == "soft") & (runs["method"] == "kd")
                    & (runs["teacher_labels"] == "labelled part")]
     np.testing.assert_allclose(soft_kd["test_acc"].to_numpy(), plain["test_acc"].to_numpy(), atol=1e-9)
-
-
-# ----------------------------------------------------------------------- claim verdicts
-def test_claim_verdict_rule():
-    a, b = [0.90, 0.92, 0.91], [0.85, 0.86, 0.84]
-    v = E.claim_verdict(a, b)
-    noise = np.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2)
-    assert v["diff"] == pytest.approx(np.mean(a) - np.mean(b)) and v["noise"] == pytest.approx(noise)
-    assert v["holds"]
-    assert not E.claim_verdict(b, a)["holds"]
-    close = [0.851, 0.861, 0.841]
-    assert not E.claim_verdict(close, b)["holds"]  # within noise: not "better"...
-    assert E.claim_verdict(close, b, kind="not worse")["holds"]  # ...but not worse either
-    assert not E.claim_verdict(b, a, kind="not worse")["holds"]
-    with pytest.raises(ValueError):
-        E.claim_verdict([1.0], b)
-    assert E.overall_verdict([True, True]) == "holds"
-    assert E.overall_verdict([False, False]) == "does not hold"
-    assert E.overall_verdict([True, False]) == "mixed"

@@ -1,0 +1,204 @@
+"""The studies of chapters 3–5: the SKD study (:func:`skd_study`, chapters 3 and 4) and
+distillation with few labels (:func:`semi_supervised`, chapters 5 and 6).
+
+Both train every student of a chapter in one :func:`skdtutor.runs.run_students`
+call and keep the result in the cache, so a second chapter calling them with the
+same arguments gets the same students back without training.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pandas as pd
+import torch
+
+from . import cache as cache_mod
+from . import data as data_mod
+from .losses import CE, KD, SKD, DiceKD
+from .models import count_parameters
+from .runs import Member, plan, run_students
+from .stats import select
+from .studies import seed_list
+from .teachers import default_teacher, get_teacher, hard_targets, subset_teacher
+from .config import setting_for
+
+__all__ = ["SKDStudy", "skd_study", "semi_supervised"]
+
+
+def _accuracy(logits, labels) -> float:
+    return (logits.argmax(-1) == labels).float().mean().item()
+
+
+# --------------------------------------------------------------------- SKD (chapters 3-4)
+@dataclass
+class SKDStudy:
+    """What :func:`skd_study` trained: the students, their logits and the teachers."""
+
+    runs: pd.DataFrame      # one row per student (see skdtutor.runs.run_students)
+    logits: list            # per row of ``runs``: {"val": logits, "test": logits}
+    teachers: pd.DataFrame  # one row per teacher width: params, accuracy, confidence
+    teacher_logits: dict    # width -> TeacherLogits
+    default_width: int      # the teacher of the temperature, multiplier, Dice and ablation runs
+    settings: dict          # every setting of the study
+
+    def select(self, **conditions) -> pd.DataFrame:
+        """Rows of ``runs`` whose columns equal the given values (see :func:`skdtutor.stats.select`).
+
+        ``study.select(method="kd", teacher=32)``; ``None`` matches NaN/None, a list any of its items.
+        """
+        return select(self.runs, **conditions)
+
+
+def _skd_plan(d, widths, temperatures, T, gamma, multiplier, multipliers, ablation):
+    pairs = [(None, CE())]
+    pairs += [(d, KD(T=float(t), gamma=gamma)) for t in temperatures]
+    pairs += [(d, SKD(T=float(t), gamma=gamma, multiplier=float(multiplier))) for t in temperatures]
+    pairs += [(d, DiceKD(T=float(t), gamma=gamma)) for t in temperatures]
+    pairs += [(d, SKD(T=float(T), gamma=gamma, multiplier=float(m))) for m in multipliers]
+    pairs += [(d, SKD(T=float(t), gamma=gamma, multiplier=float(multiplier), ce_on_raw=True))
+              for t in ablation]
+    for w in widths:
+        pairs += [(w, KD(T=float(T), gamma=gamma)),
+                  (w, SKD(T=float(T), gamma=gamma, multiplier=float(multiplier)))]
+    return list(dict.fromkeys(pairs))  # each (teacher, loss) once, in first-seen order
+
+
+def skd_study(data, seeds: Sequence[int] = (0, 1, 2), *,
+              temperatures: Sequence[float] = (1, 2, 4, 8, 16), T: float = 4.0,
+              gamma: float = 0.9, multiplier: float = 2.0,
+              multipliers: Sequence[float] = (0.5, 1, 2, 3, 4, 6),
+              teacher_widths: Sequence[int] = (4, 8, 16, 32), ablation_temperatures=None,
+              epochs: int | None = None, device="auto", cache=None,
+              use_cache: bool = True) -> SKDStudy:
+    """The students that chapters 3 and 4 compare, trained as one stacked sweep.
+
+    With the dataset's default :class:`~skdtutor.config.Setting` (``epochs``
+    defaults to its student epochs), one student per seed for each of:
+
+    * ``CE()``;
+    * ``KD``, ``SKD`` (multiplier ``multiplier``) and ``DiceKD`` at every temperature
+      of ``temperatures``, from the default-width teacher;
+    * ``SKD`` at temperature ``T`` for every multiplier of ``multipliers``;
+    * ``SKD(ce_on_raw=True)`` (the ablation) at every temperature of
+      ``ablation_temperatures`` (default: ``T`` only);
+    * ``KD`` and ``SKD`` at temperature ``T`` from a teacher of every width of
+      ``teacher_widths`` (the capacity gap).
+
+    Every teacher comes from :func:`~skdtutor.teachers.get_teacher` (cached), the
+    students from one cached :func:`~skdtutor.runs.run_students` call.
+    """
+    s = setting_for(data.name)
+    t_cfg = s.teacher_train.replace(device=device)
+    s_cfg = s.student_train.replace(device=device, **({} if epochs is None else {"epochs": epochs}))
+    d = int(s.teacher.width)
+    widths = sorted(set(int(w) for w in teacher_widths) | {d})
+    ablation = (T,) if ablation_temperatures is None else tuple(ablation_temperatures)
+    teacher_rows, teacher_logits = [], {}
+    for w in widths:
+        model, logits, _ = get_teacher(data, s.teacher.replace(width=w), t_cfg, cache=cache,
+                                       use_cache=use_cache)
+        teacher_logits[w] = logits
+        teacher_rows.append({"width": w, "params": count_parameters(model),
+                             "test_acc": _accuracy(logits.test, data.y_test),
+                             "train_logit_norm": logits.train.norm(dim=-1).mean().item(),
+                             "train_max_prob": torch.softmax(logits.train, -1).max(-1).values.mean().item()})
+    seeds = [int(x) for x in seeds]
+    members = [Member(loss, seed, key)
+               for key, loss in _skd_plan(d, widths, temperatures, T, gamma, multiplier, multipliers, ablation)
+               for seed in seeds]
+    result = run_students(data, teacher_logits, s.student, members, s_cfg, keep_logits=True,
+                          cache=cache, use_cache=use_cache)
+    runs = result.rows
+    runs.insert(0, "dataset", data.name)
+    settings = dict(seeds=seeds, temperatures=list(temperatures), T=T, gamma=gamma,
+                    multiplier=multiplier, multipliers=list(multipliers), teacher_widths=widths,
+                    ablation_temperatures=list(ablation), epochs=s_cfg.epochs,
+                    teacher=s.teacher.name, teacher_epochs=t_cfg.epochs, student=s.student.name,
+                    student_width=s.student.width, student_depth=s.student.depth, lr=s_cfg.lr,
+                    batch_size=s_cfg.batch_size)
+    return SKDStudy(runs, result.logits, pd.DataFrame(teacher_rows), teacher_logits, d, settings)
+
+
+# ----------------------------------------------------------------- few labels (chapter 5)
+def _describe_teachers(part, mask, data, teachers, models, epochs):
+    """Per row: the size, epochs and accuracies of the teacher the row learnt from."""
+    own = ["all" if t == "all" else "soft" for t in part["teacher_key"]]
+    part["teacher_params"] = [count_parameters(models[k]) for k in own]
+    part["teacher_epochs"] = [epochs[k] for k in own]
+    part["teacher_test_acc"] = [_accuracy(teachers[k].test, data.y_test) for k in own]
+    part["teacher_unlabelled_acc"] = [_accuracy(teachers[k].train[~mask], data.y_train[~mask])
+                                      for k in own]
+    return part
+
+
+def semi_supervised(dataset: str = "digits", fractions: Sequence[float] = (0.05, 0.1, 0.25),
+                    seeds: int | Sequence[int] = 3, *, T: float = 4.0, gamma: float = 0.9,
+                    multiplier: float = 2.0, teacher_steps: int = 300,
+                    student_epochs: int | None = None, subset_seed: int = 0,
+                    full_teacher: bool = True, device="auto", root=None, cache=None,
+                    use_cache: bool = True, progress: bool = False) -> pd.DataFrame:
+    """Distillation when only a fraction of the training labels is kept.
+
+    For every fraction ``f``: labels are kept for ``f`` of every class
+    (:func:`~skdtutor.teachers.labelled_mask` with ``subset_seed``) and the rest of
+    the training split is unlabelled. A teacher of the dataset's default spec is
+    trained on the labelled part only (:func:`~skdtutor.teachers.subset_teacher`),
+    for ``ceil(teacher_steps / batches per epoch)`` epochs, so every fraction gets
+    about the same number of optimizer steps. Then one student per seed and variant:
+
+    * ``ce`` / ``labels only``: cross-entropy on the labelled samples only;
+    * ``kd``, ``skd`` / ``soft``: the teacher's soft targets on every sample, plus
+      the labels where they are kept (``labelled`` mask, ``gamma`` weighting);
+    * ``kd``, ``skd`` / ``hard``: the same with the teacher's arg-max
+      (:func:`~skdtutor.teachers.hard_targets`) in place of its soft targets;
+    * with ``full_teacher``: ``kd`` / ``soft`` from the dataset's default teacher
+      (trained on *all* the labels). Column ``teacher_labels`` says which teacher a
+      row learnt from (``"labelled part"`` or ``"all"``).
+
+    Returns one row per run (``fraction``, ``n_labelled``, ``targets``, ``method``,
+    ``T``, ``seed``, test metrics, ``teacher_test_acc``, ...), kept in the cache.
+    """
+    setting = setting_for(dataset)
+    seeds = seed_list(seeds)
+    fractions = [float(f) for f in fractions]
+    s_cfg = setting.student_train.replace(
+        device=device, **({} if student_epochs is None else {"epochs": student_epochs}))
+    key = (dataset.lower(), fractions, seeds, float(T), float(gamma), float(multiplier),
+           int(teacher_steps), s_cfg, int(subset_seed), bool(full_teacher), setting)
+    path = cache_mod.entry_path("semi", key, cache, device=device)
+    stored = cache_mod.load(path) if use_cache else None
+    if stored is not None:
+        return cache_mod.frame_from_dict(stored)
+    data = data_mod.load(dataset, root=root)
+    distil = [KD(T=float(T), gamma=float(gamma)),
+              SKD(T=float(T), gamma=float(gamma), multiplier=float(multiplier))]
+    # the five (six) variants train as one stacked model: each member reads its own teacher
+    members = plan([CE()], seeds) + plan(distil, seeds, "soft") + plan(distil, seeds, "hard")
+    models, epochs, full = {}, {"all": setting.teacher_train.epochs}, {}
+    if full_teacher:
+        models["all"], full["all"], _ = default_teacher(data, device=device, cache=cache,
+                                                        use_cache=use_cache, progress=progress)
+        members += plan(distil[:1], seeds, "all")
+    parts = []
+    for fraction in fractions:
+        mask, models["soft"], t_logits, epochs["soft"] = subset_teacher(
+            data, fraction, subset_seed=subset_seed, teacher_steps=teacher_steps, device=device,
+            cache=cache, use_cache=use_cache, progress=progress)
+        teachers = {"soft": t_logits, "hard": hard_targets(t_logits), **full}
+        part = run_students(data, teachers, setting.student, members, s_cfg, labelled=mask,
+                            progress=progress).rows
+        part = part.rename(columns={"teacher": "teacher_key"})
+        part.insert(0, "targets", ["labels only" if k is None else ("hard" if k == "hard" else "soft")
+                                   for k in part["teacher_key"]])
+        part.insert(1, "teacher_labels", ["all" if k == "all" else "labelled part"
+                                          for k in part["teacher_key"]])
+        part = part.assign(fraction=fraction, n_labelled=int(mask.sum()), teacher=setting.teacher.name)
+        part = _describe_teachers(part, mask, data, teachers, models, epochs)
+        parts.append(part.drop(columns=["teacher_key", "test_agreement"], errors="ignore"))
+    runs = pd.concat(parts, ignore_index=True)
+    runs.insert(0, "dataset", data.name)
+    runs.loc[runs["method"] == "ce", "T"] = float("nan")
+    if use_cache:
+        cache_mod.save(path, cache_mod.frame_to_dict(runs))
+    return runs

@@ -1,0 +1,153 @@
+"""The one student runner: a plan of members (loss, seed, teacher) in, one row per member out.
+
+:func:`run_students` trains every member of a plan, stacked into one model when
+the architecture allows it (:func:`skdtutor.sweep.distill_sweep`; students of
+different teachers included: each member reads its own teacher's logits), one
+after another with :func:`skdtutor.train.distill` otherwise; both give the same
+numbers. With ``use_cache`` the rows (and the students' logits) are kept in the
+cache (:mod:`skdtutor.cache`), keyed by the data, the teachers' logits, the plan
+and every training setting::
+
+    teachers = {"cnn": logits}
+    result = run_students(data, teachers, ModelSpec("mlp", 16, 1),
+                          plan([CE(), KD(T=4.0)], seeds=[0, 1, 2], teacher="cnn"), config)
+    result.rows  # one row per member: method, hyperparameters, seed, test metrics, ...
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Hashable, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from . import cache as cache_mod
+from .config import ModelSpec, TrainConfig, train_config
+from .losses import DistillLoss
+from .models import count_parameters
+from .steps import predict, resolve_teacher
+from .sweep import SweepMember, distill_sweep, stackable
+from .train import distill
+
+__all__ = ["Member", "plan", "StudentRuns", "run_students"]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One student of a plan: its loss, its seed, and the key of its teacher (None: none)."""
+
+    loss: DistillLoss
+    seed: int = 0
+    teacher: Hashable = None
+
+
+def plan(losses: Sequence[DistillLoss], seeds: Iterable[int], teacher: Hashable = None) -> list[Member]:
+    """One member per (loss, seed), loss-major, all learning from ``teacher``."""
+    seeds = [int(s) for s in seeds]
+    return [Member(loss, seed, teacher) for loss in losses for seed in seeds]
+
+
+@dataclass
+class StudentRuns:
+    """What :func:`run_students` returns."""
+
+    rows: pd.DataFrame   # one row per member, in plan order
+    logits: list | None  # per row {"val": logits, "test": logits} (keep_logits or a cache hit)
+    models: list | None  # the trained students, in plan order (None when read from the cache)
+
+
+def _check(teachers: Mapping, members: Sequence[Member]) -> None:
+    if not members:
+        raise ValueError("the plan is empty; pass at least one Member(loss, seed, teacher)")
+    for m in members:
+        if not isinstance(m, Member) or not isinstance(m.loss, DistillLoss):
+            raise ValueError(f"plan items must be Member(loss, seed, teacher), got {m!r}")
+        if m.teacher is None and m.loss.needs_teacher:
+            raise ValueError(f"the {m.loss.name!r} loss needs a teacher; its teacher key is None")
+        if m.teacher is not None and m.teacher not in teachers:
+            raise ValueError(f"teacher key {m.teacher!r} is not among the teachers {list(teachers)!r}")
+
+
+def _cache_key(data, teachers, spec, cfg, members, labelled) -> tuple:
+    digests = tuple((repr(k), cache_mod.tensor_digest(t.train, t.val, t.test)) for k, t in teachers.items())
+    return (data.name, data.seed, len(data.y_train), len(data.y_val), len(data.y_test), spec,
+            cfg.epochs, float(cfg.lr), cfg.batch_size, float(cfg.weight_decay),
+            [(repr(m.teacher), m.loss.name, m.loss.hparams(), m.seed) for m in members],
+            cache_mod.tensor_digest(data.x_train, data.y_train.double()), digests,
+            None if labelled is None else cache_mod.tensor_digest(labelled.double()))
+
+
+def _train(data, teachers, spec, cfg, members, labelled, batched, progress):
+    """The members' histories, stacked when possible (the same numbers either way)."""
+    keys = list(teachers)
+    if batched if batched is not None else stackable(lambda: spec.build(data)):
+        sweep = [SweepMember(m.loss, m.seed, 0 if m.teacher is None else keys.index(m.teacher))
+                 for m in members]
+        return distill_sweep(lambda: spec.build(data), [teachers[k] for k in keys] or None, data,
+                             sweep, config=cfg, progress=progress, labelled=labelled)
+    histories = []
+    for m in members:
+        model = spec.build(data, seed=m.seed)
+        histories.append(distill(model, None if m.teacher is None else teachers[m.teacher], data,
+                                 m.loss, config=cfg.replace(seed=m.seed), progress=progress,
+                                 labelled=labelled))
+    return histories
+
+
+def run_students(data, teachers: Mapping | None, student: ModelSpec, members: Sequence[Member],
+                 config: TrainConfig | None = None, *, labelled=None, batched: bool | None = None,
+                 keep_logits: bool = False, cache=None, use_cache: bool = False,
+                 progress: bool = False, **overrides) -> StudentRuns:
+    """Distil one ``student`` per member of the plan; one row per member with its final metrics.
+
+    Parameters
+    ----------
+    teachers : mapping ``key -> TeacherLogits`` (or a teacher module) that the
+        members' ``teacher`` keys index; None or ``{}`` when no member has a teacher.
+    student : what to build (:class:`~skdtutor.config.ModelSpec`).
+    members : the plan (see :func:`plan`).
+    config : how to train (``**overrides`` change its fields); only the final
+        epoch is evaluated.
+    labelled : boolean mask over the training split; samples where it is False
+        are unlabelled and get only the distillation term.
+    batched : stack the students (default: when the architecture allows it).
+    keep_logits : also return every student's validation and test logits.
+    cache, use_cache : keep (and reuse) the rows and logits in the cache.
+
+    Returns
+    -------
+    :class:`StudentRuns`; its rows hold the loss's hyperparameters, ``seed``,
+    ``teacher`` (the key), ``val_acc``, ``test_acc`` and the other test metrics
+    (``test_agreement`` against the student's own teacher, NaN without one),
+    ``student`` and ``student_params``.
+    """
+    members = list(members)
+    teachers = {k: resolve_teacher(t, data, (config or TrainConfig()).device)[0]
+                for k, t in dict(teachers or {}).items()}
+    _check(teachers, members)
+    cfg = train_config(config, **overrides)
+    cfg = cfg.replace(eval_every=cfg.epochs)
+    path = None
+    if use_cache:
+        path = cache_mod.entry_path("students", _cache_key(data, teachers, student, cfg, members, labelled),
+                                    cache, device=cfg.device)
+        stored = cache_mod.load(path)
+        if stored is not None:
+            return StudentRuns(cache_mod.frame_from_dict(stored["rows"]), stored["logits"], None)
+    histories = _train(data, teachers, student, cfg, members, labelled, batched, progress)
+    n_params = count_parameters(histories[0].model)
+    rows = []
+    for m, h in zip(members, histories):
+        row = h.final
+        row["teacher"] = m.teacher
+        if m.teacher is None and teachers:
+            row["test_agreement"] = float("nan")
+        row.update(student=student.name, student_params=n_params)
+        rows.append(row)
+    rows = pd.DataFrame(rows)
+    logits = None
+    if keep_logits or use_cache:
+        logits = [{"val": predict(h.model, data.x_val, device=cfg.device),
+                   "test": predict(h.model, data.x_test, device=cfg.device)} for h in histories]
+    if use_cache:
+        cache_mod.save(path, {"rows": cache_mod.frame_to_dict(rows), "logits": logits})
+    return StudentRuns(rows, logits if keep_logits else None, [h.model for h in histories])

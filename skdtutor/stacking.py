@@ -1,0 +1,224 @@
+"""The stacking engine: N students of one architecture as one model.
+
+The members' parameters are stacked along a new leading dimension and applied
+to inputs of shape ``(N, batch, ...)``: batched matrix products for ``Linear``
+layers, one grouped convolution per ``Conv1d``/``Conv2d`` layer, and
+``torch.vmap`` over ``torch.func.functional_call`` for other architectures
+(:func:`stacked_forward`). :class:`StackedAdam` updates all members with one
+element-wise Adam step, so members never interact.
+:func:`skdtutor.sweep.distill_sweep` trains with them.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable, NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .steps import adam, fused_adam_ok
+
+__all__ = ["StackedForward", "stacked_forward", "StackedAdam"]
+
+
+class _StackedLinear(nn.Module):
+    """nn.Linear of N members as one batched matrix product on ``(N, batch, in)`` inputs."""
+
+    def __init__(self, weight_t, bias, out_features):
+        super().__init__()
+        # Plain tensors, not Parameters. weight_t is (N, in, out'), the transpose of nn.Linear's
+        # layout, so that neither the forward pass nor the weight gradient needs a transposed
+        # copy; out' >= out_features when the layer is padded (see _explicit_stack).
+        self.w, self.b, self.out = weight_t, bias, out_features
+
+    def forward(self, x):
+        n, shape = self.w.shape[0], x.shape
+        x3 = x.reshape(n, -1, shape[-1])
+        out = torch.bmm(x3, self.w) if self.b is None else torch.baddbmm(self.b.unsqueeze(1), x3, self.w)
+        if out.shape[-1] != self.out:
+            out = out[..., :self.out]
+        return out.view(*shape[:-1], self.out) if out.is_contiguous() else \
+            out.reshape(*shape[:-1], self.out)
+
+
+class _StackedConv(nn.Module):
+    """Conv1d/Conv2d (zero padding) of N members as one grouped convolution.
+
+    The members' channels are laid side by side (``groups = N * conv.groups``),
+    which is what ``vmap`` does for a convolution, minus its overhead. Activations
+    stay in the ``(batch, N, channels, ...)`` memory layout between convolutions,
+    so consecutive convolutions need no copies.
+    """
+
+    def __init__(self, conv, weight, bias):
+        super().__init__()
+        self.w, self.b = weight, bias  # (N, C_out, C_in / groups, *k), (N, C_out) or None
+        self.fn = F.conv1d if isinstance(conv, nn.Conv1d) else F.conv2d
+        self.stride, self.padding, self.dilation, self.groups = \
+            conv.stride, conv.padding, conv.dilation, conv.groups
+
+    def forward(self, x):  # (N, B, C, L) or (N, B, C, H, W)
+        n, b = x.shape[:2]
+        xs = x.transpose(0, 1).reshape(b, n * x.shape[2], *x.shape[3:])
+        weight = self.w.reshape(n * self.w.shape[1], *self.w.shape[2:])
+        bias = None if self.b is None else self.b.reshape(-1)
+        out = self.fn(xs, weight, bias, self.stride, self.padding, self.dilation, n * self.groups)
+        return out.view(b, n, -1, *out.shape[2:]).transpose(0, 1)  # (N, B, C_out, ...)
+
+
+class _StackedFlatten(nn.Module):
+    """nn.Flatten shifted by the leading member axis."""
+
+    def __init__(self, flatten: nn.Flatten):
+        super().__init__()
+        self.start = flatten.start_dim + 1 if flatten.start_dim >= 0 else flatten.start_dim
+        self.end = flatten.end_dim + 1 if flatten.end_dim >= 0 else flatten.end_dim
+
+    def forward(self, x):
+        return x.flatten(self.start, self.end)
+
+
+_SMALL_OUT = 16  # see _explicit_stack
+
+_ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Mish, nn.Tanh,
+                nn.Sigmoid, nn.Softplus, nn.Hardtanh, nn.Identity)
+
+
+def _explicit_stack(template: nn.Module, params: dict):
+    """A copy of ``template`` whose layers apply stacked weights to ``(N, batch, ...)`` inputs.
+
+    Returns ``(model, weights, to_module)``: the leaf tensors the model trains
+    (``params`` re-laid-out where that saves a copy per step) and, per name, how
+    to turn member ``j``'s slice back into the module's layout; or None when a
+    layer is not one of the supported kinds (Linear, Conv1d/2d with zero padding, Flatten,
+    element-wise activations, parameter-free containers).
+    """
+    model = copy.deepcopy(template)
+    if any(True for _ in model.buffers()):
+        return None
+    weights = dict(params)
+    to_module = {name: (lambda v: v) for name in params}
+    replace = {}
+    for name, mod in model.named_modules():
+        prefix = f"{name}." if name else ""
+        own = [k for k, _ in mod.named_parameters(recurse=False)]
+        if isinstance(mod, nn.Linear):
+            key, bkey = prefix + "weight", prefix + "bias"
+            w_t = params[key].detach().transpose(1, 2)  # (N, in, out)
+            out = w_t.shape[-1]
+            pad = _SMALL_OUT - out if out < _SMALL_OUT and w_t.device.type == "cpu" else 0
+            # CPU matrix products with fewer than 16 output columns (a 10-class head) take a
+            # slow path, 2-4x slower than with 16: zero columns are appended and the output
+            # sliced. They get zero gradients, so Adam (and weight decay) keep them at zero.
+            weights[key] = F.pad(w_t, (0, pad)).contiguous().requires_grad_()
+            to_module[key] = lambda v, out=out: v[:, :out].t()
+            if bkey in params:
+                weights[bkey] = F.pad(params[bkey].detach(), (0, pad)).contiguous().requires_grad_()
+                to_module[bkey] = lambda v, out=out: v[:out]
+            replace[name] = _StackedLinear(weights[key], weights.get(bkey), out)
+        elif isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+            if mod.padding_mode != "zeros":
+                return None
+            replace[name] = _StackedConv(mod, params[prefix + "weight"], params.get(prefix + "bias"))
+        elif isinstance(mod, nn.Flatten):
+            replace[name] = _StackedFlatten(mod)
+        elif own or (not list(mod.children()) and not isinstance(mod, _ELEMENTWISE)):
+            return None  # a layer with its own weights or an unknown leaf: leave it to vmap
+    for name, new in replace.items():
+        if not name:
+            return None  # the root itself is a bare layer; vmap handles that fine
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), child, new)
+    return model, weights, to_module
+
+
+class StackedForward(NamedTuple):
+    """The forward pass of stacked members (see :func:`stacked_forward`)."""
+
+    forward: Callable      # inputs (N, batch, ...) -> logits (N, batch, classes)
+    weights: dict          # the leaf tensors to optimise
+    to_module: dict        # name -> f(weights[name][j]): member j's parameter in its module's layout
+    kind: str              # "explicit" (batched layers) or "vmap"
+
+
+def stacked_forward(students, params, buffers, probe) -> StackedForward:
+    """The forward pass of the stacked ``students`` (``params``: their stacked parameters).
+
+    The explicit form (batched matrix products and grouped convolutions, no vmap)
+    is used when every layer is supported and it reproduces each member's own
+    forward pass on ``probe``; otherwise ``torch.func.functional_call`` under ``torch.vmap``.
+    """
+    from torch.func import functional_call
+
+    built = _explicit_stack(students[0], params)
+    if built is not None:
+        explicit, weights, to_module = built
+        try:
+            with torch.no_grad():
+                xs = probe.unsqueeze(0).expand(len(students), *probe.shape).contiguous()
+                got = explicit(xs)
+                want = torch.stack([s(probe) for s in students])
+            ok = got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-5)
+        except Exception:  # noqa: BLE001 - any failure means: use the generic path
+            ok = False
+        if ok:
+            return StackedForward(explicit, weights, to_module, "explicit")
+    base = copy.deepcopy(students[0]).to("meta")
+
+    def forward_one(p, b, xb):
+        return functional_call(base, (p, b), (xb,))
+
+    vmapped = torch.vmap(forward_one)
+    return StackedForward(lambda xb: vmapped(params, buffers, xb), params,
+                          {k: (lambda v: v) for k in params}, "vmap")
+
+
+def _fused_kernel_available() -> bool:
+    return hasattr(torch, "_fused_adam_") and hasattr(torch, "_foreach_add_")
+
+
+class StackedAdam:
+    """Adam for the stacked sweep: exactly the arithmetic of ``torch.optim.Adam(fused=True)``
+    (the same fused kernel, called the same way, one call per dtype) without its per-step
+    Python bookkeeping.
+
+    ``step(loss)`` computes the gradients with ``torch.autograd.grad`` and applies
+    one update. The fused kernel is used under the rule of :func:`skdtutor.steps.adam`
+    (:func:`~skdtutor.steps.fused_adam_ok`); where it does not apply, or PyTorch lacks
+    its private entry point, the public ``torch.optim.Adam`` of :func:`~skdtutor.steps.adam`
+    does the update.
+    """
+
+    def __init__(self, params, lr, weight_decay, device):
+        self.params, self.lr, self.weight_decay = list(params), lr, weight_decay
+        self.optimizer = None
+        if not (_fused_kernel_available() and fused_adam_ok(self.params, device)):
+            self.optimizer = adam(self.params, lr, weight_decay, device)
+            return
+        groups: dict = {}
+        for i, p in enumerate(self.params):
+            groups.setdefault(p.dtype, []).append(i)
+        self.groups = list(groups.values())
+        self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
+
+    def step(self, loss):
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            return
+        grads = [g if g.is_contiguous() else g.contiguous()
+                 for g in torch.autograd.grad(loss, self.params)]
+        with torch.no_grad():
+            torch._foreach_add_(self.steps, 1)
+            for idx in self.groups:
+                def pick(xs):
+                    return xs if len(idx) == len(xs) else [xs[i] for i in idx]
+
+                torch._fused_adam_(pick(self.params), pick(grads), pick(self.exp_avg),
+                                   pick(self.exp_avg_sq), [], pick(self.steps), amsgrad=False,
+                                   lr=self.lr, beta1=0.9, beta2=0.999, weight_decay=self.weight_decay,
+                                   eps=1e-8, maximize=False, grad_scale=None, found_inf=None)

@@ -1,0 +1,190 @@
+"""The studies behind the CLI (``python -m skdtutor compare`` / ``results``) and chapter 6.
+
+A chapter and the command line call the same functions, so a table in the book
+is regenerated exactly by the command printed next to it.
+
+* :func:`compare` — methods × temperatures × seeds on one dataset;
+* :func:`results_table` — :func:`compare` on every dataset, summarised (chapter 6).
+
+The studies of chapters 3–5 are in :mod:`skdtutor.chapter_studies`.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+from . import data as data_mod
+from .config import ModelSpec, setting_for
+from .losses import METHODS, make_loss
+from .models import count_parameters
+from .runs import plan, run_students
+from .stats import mean_pm_std, seed_summary
+from .teachers import get_teacher
+from .temperature import DEFAULT_TEMPERATURES, dice_temperature_search
+
+__all__ = ["KD_AT_DICE", "RESULT_METHODS", "compare", "results_table", "seed_list", "loss_for"]
+
+KD_AT_DICE = "kd@dice"  # method name: KD at the temperature chosen by the Dice search
+RESULT_METHODS = ("ce", "kd", "skd", "dice", KD_AT_DICE)
+
+
+def seed_list(seeds: int | Sequence[int]) -> list[int]:
+    """``seeds`` as a list: a count ``n`` means seeds ``0 .. n-1``."""
+    out = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not out:
+        raise ValueError("seeds must be a positive count or a non-empty list")
+    return out
+
+
+def loss_for(method: str, **shared):
+    """The registered loss ``method`` with those of the ``shared`` settings it has
+    (``T``, ``gamma``, ``multiplier``, ...); the others are not its hyperparameters."""
+    names = METHODS[method].hparam_names()
+    return make_loss(method, **{k: v for k, v in shared.items() if k in names})
+
+
+def _spec(base: ModelSpec, name: str | None, width: int | None) -> ModelSpec:
+    """``base`` with another family and/or width (a new family starts from its defaults)."""
+    spec = base if name is None or name == base.name else ModelSpec(name)
+    return spec if width is None else spec.replace(width=width)
+
+
+def _epochs(config, epochs):
+    return config if epochs is None else config.replace(epochs=epochs)
+
+
+def compare(dataset: str = "mnist1d", teacher: str | None = None, student: str | None = None,
+            methods: Sequence[str] = ("ce", "kd", "skd"), temperatures: Sequence[float] = (1, 4, 16),
+            seeds: int | Sequence[int] = 3, gamma: float = 0.9, multiplier: float = 2.0,
+            teacher_width: int | None = None, student_width: int | None = None,
+            teacher_epochs: int | None = None, student_epochs: int | None = None,
+            device="auto", root=None, cache=None, use_cache: bool = True,
+            batched: bool | None = None, progress: bool = False,
+            dice_temperatures: Sequence[float] = DEFAULT_TEMPERATURES) -> pd.DataFrame:
+    """Train (or reuse) a teacher, then one student per (method, temperature, seed).
+
+    A method without a temperature (``ce``) runs once per seed. ``seeds`` is a
+    count (seeds ``0 .. seeds-1``) or an explicit list. Returns one row per run:
+    method, T, gamma, multiplier, seed, test accuracy and the other final metrics,
+    plus the teacher's and student's names and sizes. Architectures and epochs
+    default to the dataset's :class:`~skdtutor.config.Setting`; ``None`` means
+    "the setting's", any other value is validated (0 epochs is a ValueError).
+
+    ``kd@dice`` is KD at the temperature chosen by the Dice search
+    (:func:`skdtutor.temperature.dice_temperature_search`, over
+    ``dice_temperatures``): for every seed, the teacher's and that seed's CE
+    student's logits on the validation split choose ``T``, then that seed's KD
+    student is trained at it (the row's ``T``). The CE students are trained for
+    this even when ``ce`` is not among the methods (their rows are then left
+    out). ``runs.attrs["dice_search"]`` holds the search tables as plain dicts,
+    ``{seed: {"T": [...], "student_term": [...], "label_term": [...], "total": [...]}}``.
+    """
+    setting = setting_for(dataset)
+    seeds = seed_list(seeds)
+    methods = [m.lower() for m in methods]
+    unknown = [m for m in methods if m not in METHODS and m != KD_AT_DICE]
+    if unknown or not methods:
+        raise ValueError(f"unknown method(s) {unknown or methods!r}; choose from "
+                         f"{', '.join([*METHODS, KD_AT_DICE])}")
+    at_dice = KD_AT_DICE in methods
+    shared = dict(gamma=gamma, multiplier=multiplier)
+    losses = []
+    for method in methods:
+        if method == KD_AT_DICE:
+            continue
+        if "T" in METHODS[method].hparam_names():
+            losses += [loss_for(method, T=T, **shared) for T in temperatures]
+        else:
+            losses.append(loss_for(method, **shared))
+    if at_dice and "ce" not in methods:
+        losses.insert(0, make_loss("ce"))
+    data = data_mod.load(dataset, root=root)
+    t_spec = _spec(setting.teacher, teacher, teacher_width)
+    t_model, t_logits, _ = get_teacher(data, t_spec, _epochs(setting.teacher_train, teacher_epochs),
+                                       device=device, cache=cache, use_cache=use_cache, progress=progress)
+    s_spec = _spec(setting.student, student, student_width)
+    s_cfg = _epochs(setting.student_train, student_epochs).replace(device=device)
+    teachers = {t_spec.name: t_logits}
+
+    def students(losses, seeds, keep_logits=False):
+        return run_students(data, teachers, s_spec, plan(losses, seeds, t_spec.name), s_cfg,
+                            batched=batched, progress=progress, keep_logits=keep_logits,
+                            cache=cache, use_cache=use_cache)
+
+    result = students(losses, seeds, keep_logits=at_dice)
+    runs, searches = result.rows, {}
+    if at_dice:
+        chosen: dict[float, list[int]] = {}
+        for logits, method, seed in zip(result.logits, runs["method"], runs["seed"]):
+            if method != "ce":
+                continue
+            T, table = dice_temperature_search(t_logits.val, logits["val"], data.y_val,
+                                               temperatures=dice_temperatures)
+            searches[int(seed)] = table.to_dict("list")  # plain lists: pandas compares attrs
+            chosen.setdefault(T, []).append(int(seed))
+        parts = [runs if "ce" in methods else runs[runs["method"] != "ce"]]
+        for T, t_seeds in chosen.items():
+            part = students([make_loss("kd", T=T, gamma=gamma)], t_seeds).rows
+            part["method"] = KD_AT_DICE
+            parts.append(part)
+        order = {m: i for i, m in enumerate(methods)}  # rows in the order of the methods asked for
+        runs = pd.concat(parts, ignore_index=True).sort_values(
+            "method", key=lambda col: col.map(order), kind="stable", ignore_index=True)
+    runs.insert(0, "dataset", data.name)
+    runs["teacher"] = t_spec.name
+    runs["teacher_params"] = count_parameters(t_model)
+    runs["teacher_test_acc"] = (t_logits.test.argmax(-1) == data.y_test).float().mean().item()
+    if "T" in runs:
+        runs.loc[runs["method"] == "ce", "T"] = float("nan")
+    runs.attrs["dice_search"] = searches
+    return runs
+
+
+def _t_labels(runs: pd.DataFrame) -> pd.Series:
+    """``T`` as text per row; for ``kd@dice`` the temperatures the search chose, ``/``-joined."""
+    labels = []
+    for (_, method), part in runs.groupby(["dataset", "method"], sort=False):
+        if method == KD_AT_DICE:
+            label = "/".join(f"{t:g}" for t in sorted(part["T"].unique()))
+            labels.append(pd.Series(label, index=part.index))
+        else:
+            labels.append(part["T"].map(lambda t: "—" if pd.isna(t) else f"{t:g}"))
+    return pd.concat(labels)
+
+
+def results_table(datasets: str | Sequence[str] = ("digits", "mnist1d"), seeds: int | Sequence[int] = 3,
+                  temperatures: Sequence[float] = (1, 4, 16),
+                  methods: Sequence[str] = RESULT_METHODS, *, return_runs: bool = False,
+                  **compare_kwargs):
+    """The book's results table: :func:`compare` on every dataset, one row per (dataset, method, T).
+
+    This is what ``python -m skdtutor results`` prints. ``compare_kwargs`` go to
+    :func:`compare` (gamma, multiplier, epochs, device, cache, dice_temperatures, ...).
+    Columns: dataset, method, T (for ``kd@dice`` the temperatures the search chose,
+    ``/``-separated when seeds disagree), mean and std of the test accuracy (sample
+    std over seeds), n (seeds), ``test_acc`` (``mean ± std`` in %), and the teacher's
+    and student's architecture, parameter count and the teacher's test accuracy.
+    With ``return_runs=True`` returns ``(table, runs)``, ``runs`` holding one row per
+    student (the CLI's ``--csv``).
+    """
+    if isinstance(datasets, str):
+        datasets = [d for d in datasets.split(",") if d.strip()]
+    parts = [compare(d, methods=methods, temperatures=temperatures, seeds=seeds, **compare_kwargs)
+             for d in datasets]
+    searches = {part["dataset"].iloc[0]: part.attrs.get("dice_search", {}) for part in parts}
+    for part in parts:
+        part.attrs = {}
+    runs = pd.concat(parts, ignore_index=True)
+    runs.attrs["dice_search"] = searches  # {dataset: {seed: search table as a dict of lists}}
+    keys = ["dataset", "method", "T_label"]
+    runs_l = runs.assign(T_label=_t_labels(runs))
+    table = seed_summary(runs_l, by=keys)
+    meta = runs_l.groupby(keys, sort=False).agg(
+        seeds=("seed", lambda s: ",".join(str(int(v)) for v in s)),
+        teacher=("teacher", "first"), teacher_params=("teacher_params", "first"),
+        teacher_test_acc=("teacher_test_acc", "first"), student=("student", "first"),
+        student_params=("student_params", "first")).reset_index()
+    table = table.merge(meta, on=keys).rename(columns={"T_label": "T"})
+    table.insert(3, "test_acc", [mean_pm_std(m, s) for m, s in zip(table["mean"], table["std"])])
+    return (table, runs) if return_runs else table

@@ -1,0 +1,235 @@
+"""Many students of one architecture trained as one stacked model: :func:`distill_sweep`.
+
+One forward pass, one backward pass and one optimizer step update all N members
+(different seeds, temperatures, gammas, multipliers, methods, even teachers).
+Each member follows exactly the arithmetic of its own
+:func:`skdtutor.train.distill` run with the same seed (same initial weights,
+same batch order), so the results match the sequential runs up to float rounding.
+The layers and the optimizer live in :mod:`skdtutor.stacking`; the steps shared
+with the single trainer in :mod:`skdtutor.steps`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .config import TrainConfig, train_config
+from .losses import DistillLoss
+from .stacking import StackedAdam, stacked_forward
+from .steps import (History, TeacherLogits, batch_bounds, check_data, check_mask, due_for_eval,
+                    epoch_metrics, epoch_order, evaluate, gather_whole_epoch, num_threads,
+                    progress_bar, resolve_device, resolve_teacher, run_record)
+
+__all__ = ["SweepMember", "distill_sweep", "stackable"]
+
+_UNSTACKABLE = (nn.modules.batchnorm._BatchNorm, nn.Dropout)
+
+
+@dataclass(frozen=True)
+class SweepMember:
+    """One student of a sweep: its loss, its seed (initial weights and batch order) and
+    which teacher it learns from (an index into the sweep's teachers; 0 with one teacher)."""
+
+    loss: DistillLoss
+    seed: int = 0
+    teacher: int = 0
+
+
+def _unstackable_layer(model: nn.Module):
+    """The first batch-norm or dropout layer of ``model`` (they cannot be stacked), or None."""
+    return next((mod for mod in model.modules() if isinstance(mod, _UNSTACKABLE)), None)
+
+
+def stackable(make_student: Callable[[], nn.Module]) -> bool:
+    """Whether students built by ``make_student`` can be trained by :func:`distill_sweep`
+    (no batch norm, no dropout). Builds one model, so it draws from torch's global RNG."""
+    return _unstackable_layer(make_student()) is None
+
+
+def _group_members(members: Sequence[SweepMember]):
+    """Order the members so that losses computed together are contiguous.
+
+    Returns ``(order, groups)``: ``order[j]`` is the member at stacked position
+    ``j``; each group is ``(start, stop, per_sample, hparams)`` over stacked
+    positions, where a hyperparameter that differs inside the group is a tensor
+    with one entry per member (shape ``(k, 1, 1)``) and one shared by the whole
+    group stays a Python number, exactly as in the member's own run.
+    """
+    keyed: dict[tuple, list[int]] = {}
+    for i, m in enumerate(members):
+        keyed.setdefault(m.loss.static_key(), []).append(i)
+    order, groups = [], []
+    for indices in keyed.values():
+        first = members[indices[0]].loss
+        hp = {}
+        for name, value in first.hparams().items():
+            values = [members[i].loss.hparams()[name] for i in indices]
+            if name in first.stackable and any(v != value for v in values):
+                hp[name] = torch.tensor([float(v) for v in values], dtype=torch.float32).view(-1, 1, 1)
+            else:
+                hp[name] = value
+        groups.append((len(order), len(order) + len(indices), type(first).per_sample, hp))
+        order += indices
+    return order, groups
+
+
+def distill_sweep(make_student: Callable[[], nn.Module], teacher, data,
+                  members: Sequence[SweepMember], epochs: int | None = None, *,
+                  config: TrainConfig | None = None, progress: bool = True, labelled=None,
+                  **overrides) -> list[History]:
+    """Train many students of one architecture as one stacked model; one History per member.
+
+    ``make_student()`` must build the architecture; member ``i`` is initialised by
+    calling it under ``torch.manual_seed(members[i].seed)`` and shuffles with a
+    generator seeded the same way, exactly like
+    ``torch.manual_seed(seed); distill(make_student(), teacher, data, loss, seed=seed)``.
+    ``teacher`` is a module, :class:`~skdtutor.steps.TeacherLogits`, None (losses
+    without a teacher), or a list of TeacherLogits: member ``i`` then learns from
+    ``teacher[members[i].teacher]``, and students of different teachers still train as
+    one model. Members with the same seed share one shuffled copy of the inputs.
+    Losses of different kinds are grouped; within a group the temperature, gamma
+    and multiplier are tensors with one entry per member.
+
+    Each member does the arithmetic of its sequential :func:`~skdtutor.train.distill`
+    run: in float64 the weights agree to ~1e-16, in float32 to ~1e-7 after a few
+    epochs (the tests check 1e-5). Like any change of summation order, last-bit
+    differences can grow over long float32 runs for some seeds; the runs are then
+    different samples of the same distribution, not different methods.
+
+    Speed: on a CPU the gain is largest for small fully connected students;
+    convolutional students are already compute-bound there and gain little. On a
+    GPU both gain. The architecture must be free of batch norm and dropout (see
+    :func:`stackable`). ``epochs``, ``config`` and ``**overrides`` as in
+    :func:`~skdtutor.train.train_teacher` (the config's seed is unused: each member
+    has its own). Returns the histories in the order of ``members``;
+    ``history.model`` is the member's trained model.
+    """
+    members = list(members)
+    if not members:
+        raise ValueError("members is empty; pass at least one SweepMember(loss, seed)")
+    for m in members:
+        if not isinstance(m, SweepMember) or not isinstance(m.loss, DistillLoss):
+            raise ValueError(f"members must be SweepMember(loss, seed) items, got {m!r}")
+    cfg = train_config(config, **overrides, **({} if epochs is None else {"epochs": epochs}))
+    check_data(data)
+    with num_threads(cfg.threads):
+        return _sweep(make_student, teacher, data, members, cfg, progress, labelled)
+
+
+def _teachers(teacher, data, members, device):
+    """The members' teachers as a list of TeacherLogits (None when there is no teacher)."""
+    if isinstance(teacher, (list, tuple)):
+        teachers = [resolve_teacher(t, data, device)[0] for t in teacher]
+        if not teachers or any(t is None for t in teachers):
+            raise ValueError("a list of teachers must hold TeacherLogits or modules, none of them None")
+    else:
+        needs = next((m.loss.name for m in members if m.loss.needs_teacher), None)
+        one = resolve_teacher(teacher, data, device, needs)[0]
+        if one is None:
+            return None
+        teachers = [one]
+    bad = [m.teacher for m in members if not 0 <= m.teacher < len(teachers)]
+    if bad:
+        raise ValueError(f"member teacher indices {bad} do not index the {len(teachers)} teacher(s)")
+    return teachers
+
+
+def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, labelled):
+    device = resolve_device(cfg.device)
+    n, n_members = len(data.y_train), len(members)
+    mask = check_mask(labelled, n)
+    students = []
+    for m in members:
+        torch.manual_seed(m.seed)
+        students.append(make_student().to(device))
+        layer = _unstackable_layer(students[-1])
+        if layer is not None:
+            raise ValueError(f"distill_sweep cannot stack {type(layer).__name__} layers; "
+                             "train these students with sequential distill() calls")
+    teachers = _teachers(teacher, data, members, device)
+    order, groups = _group_members(members)
+    stacked = [students[i] for i in order]  # position j holds member order[j]
+    params = {name: torch.stack([dict(s.named_parameters())[name].detach() for s in stacked])
+              .requires_grad_() for name, _ in stacked[0].named_parameters()}
+    buffers = {name: torch.stack([dict(s.named_buffers())[name] for s in stacked])
+               for name, _ in stacked[0].named_buffers()}
+    x, y = data.x_train.to(device), data.y_train.to(device)
+    net = stacked_forward(stacked, params, buffers, x[:4])
+    groups = [(a, b, fn, {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in hp.items()})
+              for a, b, fn, hp in groups]
+    optimizer = StackedAdam(net.weights.values(), cfg.lr, cfg.weight_decay, device)
+    # Members with the same seed shuffle identically: one generator and one gathered copy of
+    # the inputs per distinct seed ("stream"), expanded to the members batch by batch.
+    seeds = list(dict.fromkeys(members[i].seed for i in order))
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    stream = torch.tensor([seeds.index(members[i].seed) for i in order], device=device)
+    shared = len(seeds) < n_members
+    t_train, t_offset = None, None
+    if teachers is not None:  # (teachers * n, C); member j reads rows offset_j + perm_j
+        t_train = torch.cat([t.train for t in teachers]).to(device)
+        if len(teachers) > 1:
+            t_offset = torch.tensor([members[i].teacher * n for i in order], device=device).view(-1, 1)
+    mask = None if mask is None else mask.to(device)
+    bounds, sizes = batch_bounds(n, cfg.batch_size, device)
+    gather = gather_whole_epoch(len(seeds) * x.element_size() * x.numel())
+    histories = [History(config=run_record(m.loss, cfg, seed=m.seed)) for m in members]
+
+    def loss_of(logits, tb, yb, mb):  # per-member mean loss, shape (N,)
+        parts = []
+        for a, b, per_sample, hp in groups:
+            sl = slice(None) if a == 0 and b == n_members else slice(a, b)
+            parts.append(per_sample(logits[sl], None if tb is None else tb[sl], yb[sl],
+                                    None if mb is None else mb[sl], **hp).mean(-1))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    @torch.no_grad()
+    def stacked_predict(xs):
+        out = [net.forward(xs[i:i + 2048].to(device).unsqueeze(0).expand(n_members, -1, *xs.shape[1:]))
+               .float() for i in range(0, len(xs), 2048)]
+        return torch.cat(out, dim=1).cpu()
+
+    bar = progress_bar(cfg.epochs, f"sweep x{n_members}", progress)
+    for epoch in range(1, cfg.epochs + 1):
+        stream_perms = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
+        perms = stream_perms.index_select(0, stream) if shared else stream_perms  # (members, n)
+        ye, te, me = epoch_order(perms, y, t_train, mask,
+                                 None if t_offset is None else perms + t_offset)
+        # the inputs once per stream (S, n, ...); a batch is expanded to the members below
+        xe = x.index_select(0, stream_perms.view(-1)).view(len(seeds), *x.shape) if gather else None
+        losses, preds = [], []
+        for s, e in bounds:
+            if not gather:
+                xb = x[perms[:, s:e]]
+            elif shared:
+                xb = xe[:, s:e].index_select(0, stream)
+            else:
+                xb = xe[:, s:e]
+            logits = net.forward(xb)  # (members, batch, classes)
+            per_member = loss_of(logits, None if te is None else te[:, s:e], ye[:, s:e],
+                                 None if me is None else me[:, s:e])
+            optimizer.step(per_member.sum())  # members are independent: each gets its own gradient
+            losses.append(per_member.detach())
+            preds.append(logits.argmax(-1))
+        train_loss, train_acc = epoch_metrics(losses, preds, ye, sizes, n)
+        evaluated = due_for_eval(epoch, cfg)
+        if evaluated:
+            val_logits, test_logits = stacked_predict(data.x_val), stacked_predict(data.x_test)
+        for j, i in enumerate(order):
+            row = {"epoch": epoch, "train_loss": train_loss[j], "train_acc": train_acc[j]}
+            if evaluated:
+                own = None if teachers is None else teachers[members[i].teacher]
+                row.update(evaluate(val_logits[j], test_logits[j], data, own))
+            histories[i].rows.append(row)
+        if progress:
+            bar.update(1)
+    bar.close()
+    for j, i in enumerate(order):
+        model = students[i]
+        model.load_state_dict({k: net.to_module[k](v[j].detach()).clone() for k, v in net.weights.items()},
+                              strict=False)
+        model.eval()
+        histories[i].model = model
+    return histories

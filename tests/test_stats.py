@@ -1,0 +1,98 @@
+"""Tests of skdtutor.stats: seed summaries, tables and the one noise rule (hand computations)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skdtutor import stats
+
+
+def test_summarize_matches_numpy():
+    rng = np.random.default_rng(3)
+    rows = [{"method": m, "T": t, "seed": s, "test_acc": rng.uniform()}
+            for m, ts in (("ce", [np.nan]), ("kd", [1.0, 4.0]), ("skd", [4.0])) for t in ts
+            for s in range(4)]
+    runs = pd.DataFrame(rows)
+    summary = stats.seed_summary(runs)
+    assert len(summary) == 4
+    for _, row in summary.iterrows():
+        same_t = runs["T"].isna() if pd.isna(row["T"]) else runs["T"] == row["T"]
+        values = runs.loc[(runs["method"] == row["method"]) & same_t, "test_acc"].to_numpy()
+        assert row["n"] == len(values) == 4
+        assert row["mean"] == pytest.approx(np.mean(values), abs=1e-12)
+        assert row["std"] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+
+
+
+# ----------------------------------------------------------------------- claim verdicts
+def test_claim_verdict_rule():
+    a, b = [0.90, 0.92, 0.91], [0.85, 0.86, 0.84]
+    v = stats.claim_verdict(a, b)
+    noise = np.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2)
+    assert v["diff"] == pytest.approx(np.mean(a) - np.mean(b)) and v["noise"] == pytest.approx(noise)
+    assert v["holds"]
+    assert not stats.claim_verdict(b, a)["holds"]
+    close = [0.851, 0.861, 0.841]
+    assert not stats.claim_verdict(close, b)["holds"]  # within noise: not "better"...
+    assert stats.claim_verdict(close, b, kind="not worse")["holds"]  # ...but not worse either
+    assert not stats.claim_verdict(b, a, kind="not worse")["holds"]
+    with pytest.raises(ValueError):
+        stats.claim_verdict([1.0], b)
+    assert stats.overall_verdict([True, True]) == "holds"
+    assert stats.overall_verdict([False, False]) == "does not hold"
+    assert stats.overall_verdict([True, False]) == "mixed"
+
+
+# -------------------------------------------------------------------------- noise rule
+def test_compare_to_noise_against_a_hand_computation():
+    a, b = [0.80, 0.82, 0.84], [0.70, 0.74, 0.72]
+    # by hand: means 0.82 and 0.72; sample variances 0.0004 and 0.0004; pooled std 0.02
+    result = stats.compare_to_noise(a, b)
+    assert result["diff"] == pytest.approx(0.10)
+    assert result["noise"] == pytest.approx(0.02)
+    assert result["verdict"] == "better"
+    assert stats.compare_to_noise(b, a)["verdict"] == "worse"
+    # 0.82 vs 0.81 (same spread): diff 0.01 < noise 0.02
+    assert stats.compare_to_noise(a, [0.79, 0.81, 0.83])["verdict"] == "within noise"
+    with pytest.raises(ValueError, match="two seeds"):
+        stats.compare_to_noise([0.5], b)
+
+
+def test_noise_rule_is_the_rule_of_claim_verdict():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        a, b = rng.normal(0.8, 0.02, 3), rng.normal(0.8, 0.02, 4)
+        verdict = stats.compare_to_noise(a, b)["verdict"]
+        assert stats.claim_verdict(a, b)["holds"] == (verdict == "better")
+        assert stats.claim_verdict(a, b, "not worse")["holds"] == (verdict != "worse")
+
+
+def test_noise_phrase_wording():
+    assert stats.noise_phrase({"diff": 0.012, "noise": 0.004, "verdict": "better"}) == \
+        "better by 1.2 points (noise 0.4)"
+    assert stats.noise_phrase({"diff": -0.003, "noise": 0.004, "verdict": "within noise"}) == \
+        "within noise (-0.3 points, noise 0.4)"
+
+
+# ------------------------------------------------------------------ tables and selectors
+def test_format_table_names_the_column_after_the_value():
+    summary = pd.DataFrame({"method": ["ce", "kd"], "T": [math.nan, 4.0], "mean": [0.9, 0.912],
+                            "std": [0.01, math.nan], "n": [3, 1]})
+    table = stats.format_table(summary, value="test_nll")
+    assert list(table["test_nll"]) == ["90.00 ± 1.00", "91.20"]
+    assert list(table["T"]) == ["—", "4"] and "accuracy" not in table
+    assert stats.mean_pm_std(0.5, 0.125, scale=1, digits=3) == "0.500 ± 0.125"
+
+
+def test_select_and_seed_values():
+    runs = pd.DataFrame({"method": ["kd", "kd", "kd", "ce"], "teacher": [8, 8, 4, None],
+                         "seed": [1, 0, 0, 0], "test_acc": [0.2, 0.1, 0.3, 0.4]})
+    assert list(stats.select(runs, method="kd", teacher=8).index) == [0, 1]
+    assert list(stats.select(runs, teacher=None)["method"]) == ["ce"]
+    assert list(stats.select(runs, teacher=[4, 8]).index) == [0, 1, 2]
+    np.testing.assert_array_equal(stats.seed_values(runs, method="kd", teacher=8), [0.1, 0.2])
+    with pytest.raises(ValueError, match="several rows per seed"):
+        stats.seed_values(runs, method="kd")
