@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["DataBundle", "Normalisation", "load", "DATASETS", "OFFLINE_DATASETS", "default_root", "flip_crop",
-           "stratified_split"]
+__all__ = ["DataBundle", "Normalisation", "load", "stratified_split", "DATASETS",
+           "OFFLINE_DATASETS", "default_root", "flip_crop"]
 
 OFFLINE_DATASETS = ("digits", "mnist1d", "mnist-5k")
 TORCHVISION_DATASETS = {
@@ -47,7 +47,7 @@ class Normalisation:
 
     ``mean`` and ``std`` are the training split's statistics (float32, after scaling;
     ``std`` already holds the ``1e-8`` guard), broadcastable to ``(n, *input_shape)``:
-    scalars for ``digits`` and ``mnist1d``, per channel ``(1, C, 1, 1)`` for 28x28 and
+    0-d arrays for ``digits`` and ``mnist1d``, per channel ``(1, C, 1, 1)`` for 28x28 and
     32x32 images.
     """
 
