@@ -189,7 +189,7 @@ def semi_supervised(dataset: str = "digits", fractions: Sequence[float] = (0.05,
         part = run_students(data, teachers, setting.student, members, s_cfg, labelled=mask,
                             progress=progress).rows
         part = part.rename(columns={"teacher": "teacher_key"})
-        part.insert(0, "targets", ["labels only" if k is None else ("hard" if k == "hard" else "soft")
+        part.insert(0, "targets", ["labels only" if pd.isna(k) else ("hard" if k == "hard" else "soft")
                                    for k in part["teacher_key"]])
         part.insert(1, "teacher_labels", ["all" if k == "all" else "labelled part"
                                           for k in part["teacher_key"]])

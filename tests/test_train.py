@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from skdtutor import data, losses, models, train
+from skdtutor import data, losses, models, stacking, steps, sweep, train
 from skdtutor.losses import CE, KD, SKD, DiceKD
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_acc", "test_acc", "test_nll", "test_ece",
@@ -228,7 +228,7 @@ def test_augmentation_shows_the_teacher_every_batch(digits, teacher):
 
 def test_per_step_gathering_gives_the_same_run(digits, logits, monkeypatch):
     a, ha = distill_run(digits, logits, SKD(T=2.0))
-    monkeypatch.setattr(train, "_GATHER_BYTES", 0)  # index every batch instead of every epoch
+    monkeypatch.setattr(steps, "GATHER_BYTES", 0)  # index every batch instead of every epoch
     b, hb = distill_run(digits, logits, SKD(T=2.0))
     assert same_weights(a, b)
     assert rows_equal(ha.rows, hb.rows)
@@ -254,15 +254,15 @@ def test_labelled_mask_is_validated(digits, logits):
 
 
 # -------------------------------------------------------------------------------- sweeps
-MIXED = [train.SweepMember(KD(T=1.0), 0), train.SweepMember(KD(T=4.0), 0),
-         train.SweepMember(KD(T=4.0), 1), train.SweepMember(KD(T=8.0, gamma=0.5), 1),
-         train.SweepMember(SKD(T=4.0, multiplier=1.0), 2),
-         train.SweepMember(SKD(T=4.0, multiplier=3.0), 0),
-         train.SweepMember(DiceKD(T=2.0), 0), train.SweepMember(CE(), 3)]
+MIXED = [sweep.SweepMember(KD(T=1.0), 0), sweep.SweepMember(KD(T=4.0), 0),
+         sweep.SweepMember(KD(T=4.0), 1), sweep.SweepMember(KD(T=8.0, gamma=0.5), 1),
+         sweep.SweepMember(SKD(T=4.0, multiplier=1.0), 2),
+         sweep.SweepMember(SKD(T=4.0, multiplier=3.0), 0),
+         sweep.SweepMember(DiceKD(T=2.0), 0), sweep.SweepMember(CE(), 3)]
 
 
 def check_sweep(digits, logits, members, make, epochs=3, **kw):
-    histories = train.distill_sweep(lambda: make(digits), logits, digits, members, epochs, lr=3e-3,
+    histories = sweep.distill_sweep(lambda: make(digits), logits, digits, members, epochs, lr=3e-3,
                                     batch_size=64, device="cpu", progress=False,
                                     eval_every=epochs, **kw)
     assert len(histories) == len(members)
@@ -285,7 +285,7 @@ def test_sweep_equals_sequential_runs_mlp(digits, logits):
 
 
 def test_sweep_equals_sequential_runs_cnn(digits, logits):
-    check_sweep(digits, logits, MIXED[::2] + [train.SweepMember(KD(T=2.0), 5)], tiny_cnn, epochs=2)
+    check_sweep(digits, logits, MIXED[::2] + [sweep.SweepMember(KD(T=2.0), 5)], tiny_cnn, epochs=2)
 
 
 @pytest.mark.parametrize("make", [mlp, tiny_cnn], ids=["mlp", "cnn"])
@@ -302,9 +302,9 @@ def test_sweep_arithmetic_is_that_of_the_sequential_runs_in_float64(digits, logi
     def make64(d):
         return make(d).double()
 
-    members = [train.SweepMember(KD(T=1.0), 0), train.SweepMember(SKD(T=2.0), 0),
-               train.SweepMember(DiceKD(T=4.0), 1), train.SweepMember(CE(), 2)]
-    histories = train.distill_sweep(lambda: make64(d64), l64, d64, members, 2, lr=3e-3,
+    members = [sweep.SweepMember(KD(T=1.0), 0), sweep.SweepMember(SKD(T=2.0), 0),
+               sweep.SweepMember(DiceKD(T=4.0), 1), sweep.SweepMember(CE(), 2)]
+    histories = sweep.distill_sweep(lambda: make64(d64), l64, d64, members, 2, lr=3e-3,
                                     batch_size=64, device="cpu", progress=False, eval_every=2)
     for m, h in zip(members, histories):
         student, _ = distill_run(d64, l64, m.loss, seed=m.seed, epochs=2, make=make64)
@@ -312,7 +312,7 @@ def test_sweep_arithmetic_is_that_of_the_sequential_runs_in_float64(digits, logi
 
 
 def test_sweep_with_distinct_seeds_and_a_label_mask(digits, logits):
-    members = [train.SweepMember(KD(T=float(t)), seed) for seed, t in enumerate((1, 2, 4))]
+    members = [sweep.SweepMember(KD(T=float(t)), seed) for seed, t in enumerate((1, 2, 4))]
     half = torch.arange(len(digits.y_train)) % 3 != 0
     check_sweep(digits, logits, members, mlp, epochs=2, labelled=half)
 
@@ -322,7 +322,7 @@ def test_sweep_uses_explicit_batched_layers_for_mlp_and_cnn(digits):
         students = [make(digits, seed=s) for s in range(3)]
         params = {k: torch.stack([dict(s.named_parameters())[k].detach() for s in students])
                   for k, _ in students[0].named_parameters()}
-        *_, kind = train._stacked_forward(students, params, {}, digits.x_train[:4])
+        *_, kind = stacking.stacked_forward(students, params, {}, digits.x_train[:4])
         assert kind == "explicit"
 
 
@@ -342,7 +342,7 @@ def test_sweep_falls_back_to_vmap_for_other_architectures(digits, logits):
     students = [ScaledMLP(digits) for _ in range(2)]
     params = {k: torch.stack([dict(s.named_parameters())[k].detach() for s in students])
               for k, _ in students[0].named_parameters()}
-    *_, kind = train._stacked_forward(students, params, {}, digits.x_train[:4])
+    *_, kind = stacking.stacked_forward(students, params, {}, digits.x_train[:4])
     assert kind == "vmap"
     check_sweep(digits, logits, MIXED[:3], ScaledMLP, epochs=2)
 
@@ -352,19 +352,19 @@ def test_sweep_refuses_batchnorm_and_dropout(digits, logits, layer):
     def make():
         return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), layer, nn.ReLU(), nn.Linear(16, 10))
 
-    assert not train.stackable(make)
+    assert not sweep.stackable(make)
     with pytest.raises(ValueError, match=type(layer).__name__):
-        train.distill_sweep(make, logits, digits, MIXED[:2], 1, device="cpu", progress=False)
-    assert train.stackable(lambda: mlp(digits))
+        sweep.distill_sweep(make, logits, digits, MIXED[:2], 1, device="cpu", progress=False)
+    assert sweep.stackable(lambda: mlp(digits))
 
 
 def test_sweep_argument_errors(digits, logits):
     with pytest.raises(ValueError, match="empty"):
-        train.distill_sweep(lambda: mlp(digits), logits, digits, [], 1, device="cpu")
+        sweep.distill_sweep(lambda: mlp(digits), logits, digits, [], 1, device="cpu")
     with pytest.raises(ValueError, match="SweepMember"):
-        train.distill_sweep(lambda: mlp(digits), logits, digits, [KD()], 1, device="cpu")
+        sweep.distill_sweep(lambda: mlp(digits), logits, digits, [KD()], 1, device="cpu")
     with pytest.raises(ValueError, match="teacher"):
-        train.distill_sweep(lambda: mlp(digits), None, digits, MIXED[:1], 1, device="cpu")
+        sweep.distill_sweep(lambda: mlp(digits), None, digits, MIXED[:1], 1, device="cpu")
 
 
 # ------------------------------------------------------------------------------------ GPU
@@ -393,7 +393,7 @@ def test_cuda_sweep_equals_sequential_runs(digits):
     teacher = models.build_model("cnn", digits, width=8, seed=0)
     logits = train.compute_teacher_logits(teacher, digits, device="cuda")
     members = MIXED[:6]
-    hs = train.distill_sweep(lambda: mlp(digits), logits, digits, members, 2, batch_size=64,
+    hs = sweep.distill_sweep(lambda: mlp(digits), logits, digits, members, 2, batch_size=64,
                              device="cuda", progress=False)
     for m, h in zip(members, hs):
         torch.manual_seed(m.seed)

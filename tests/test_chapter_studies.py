@@ -1,0 +1,40 @@
+"""Tests of the SKD study of chapters 3 and 4 (skdtutor.chapter_studies.skd_study)."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from skdtutor import chapter_studies, config, runs
+from skdtutor import data as data_mod
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data_mod.load("digits")
+
+
+def test_skd_study_trains_every_experiment_once(digits, monkeypatch, tmp_path):
+    s = config.SETTINGS["digits"]
+    small = dataclasses.replace(s, teacher=s.teacher.replace(width=8),
+                                teacher_train=s.teacher_train.replace(epochs=1),
+                                student=s.student.replace(width=8),
+                                student_train=s.student_train.replace(epochs=1))
+    monkeypatch.setitem(config.SETTINGS, "digits", small)
+    kw = dict(temperatures=(1, 4), T=4.0, multipliers=(1, 2), teacher_widths=(4,), cache=tmp_path)
+    study = chapter_studies.skd_study(digits, (0, 1), **kw)
+    # CE; KD, SKD, Dice at 2 T; SKD m=1 at T=4 (m=2 is already there); ablation at T=4;
+    # KD and SKD at T=4 from the width-4 teacher (the default width 8 ones are already there)
+    assert len(study.runs) == 2 * (1 + 2 * 3 + 1 + 1 + 2)
+    assert study.default_width == 8 and list(study.teachers["width"]) == [4, 8]
+    assert set(study.teacher_logits) == {4, 8}
+    assert len(study.select(method="kd", teacher=8)) == 4
+    assert len(study.select(method="skd", ce_on_raw=True)) == 2
+    assert len(study.select(method=["kd", "skd"], teacher=4)) == 4
+    assert len(study.select(method="ce", teacher=None)) == 2
+    assert len(study.logits) == len(study.runs)
+    assert study.settings["epochs"] == 1
+    # chapter 4 calls it again with the same arguments: nothing is trained
+    monkeypatch.setattr(runs, "distill_sweep", lambda *a, **k: pytest.fail("retrained"))
+    again = chapter_studies.skd_study(digits, (0, 1), **kw)
+    assert list(again.runs["test_acc"]) == list(study.runs["test_acc"])
