@@ -28,7 +28,7 @@ C  the ideal minimal loop: tensors already in memory, cached teacher logits,
    PyTorch's default Adam (for reference).
 T  computing the teacher's logits once (the one-time cost that B and C skip).
 D  15 students (5 temperatures x 3 seeds): sequential ``distill`` calls versus
-   one ``distill_sweep`` (what ``experiments.run_students`` runs for stackable
+   one ``distill_sweep`` (what ``skdtutor.runs.run_students`` runs for stackable
    students). Steps/s counts member-steps (students x optimizer steps).
 
 Targets (issue 7, on a 2-core CPU): A/B >= 1.5, B/C <= 1.15, D seq/batched >= 5.
@@ -51,7 +51,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from skdtutor import data as data_mod  # noqa: E402
-from skdtutor import experiments, losses, models, train  # noqa: E402
+from skdtutor import config, losses, sweep, train  # noqa: E402
 
 TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)
 SEEDS = (0, 1, 2)
@@ -119,7 +119,7 @@ def run_t(d, teacher):
 
 
 def sweep_members():
-    return [train.SweepMember(losses.KD(T=temp, gamma=GAMMA), seed)
+    return [sweep.SweepMember(losses.KD(T=temp, gamma=GAMMA), seed)
             for temp in TEMPERATURES for seed in SEEDS]
 
 
@@ -134,7 +134,7 @@ def run_d_sequential(d, logits, make_student, epochs, batch_size, lr):
 
 
 def run_d_batched(d, logits, make_student, epochs, batch_size, lr):
-    return train.distill_sweep(make_student, logits, d, sweep_members(), epochs, lr=lr,
+    return sweep.distill_sweep(make_student, logits, d, sweep_members(), epochs, lr=lr,
                                batch_size=batch_size, device="cpu", progress=False,
                                eval_every=epochs)
 
@@ -176,31 +176,32 @@ def load_average():
 def _setup(name):
     """The dataset, its default setting, steps per epoch, a student factory and an untrained teacher."""
     d = data_mod.load(name)
-    s = experiments.setting_for(name)
-    n_steps = -(-len(d.y_train) // s.batch_size)
+    s = config.setting_for(name)
+    n_steps = -(-len(d.y_train) // s.student_train.batch_size)
 
     def make_student():
-        return models.build_model(s.student, d, width=s.student_width, depth=s.student_depth)
+        return s.student.build(d)
 
-    teacher = models.build_model(s.teacher, d, width=s.teacher_width, seed=0)
+    teacher = s.teacher.build(d, seed=0)
     return d, s, n_steps, make_student, teacher
 
 
 def bench_dataset(name, reps, epochs, sweep_epochs, teacher_epochs):
     d, s, n_steps, make_student, teacher = _setup(name)
-    train.train_teacher(teacher, d, teacher_epochs, lr=s.lr, batch_size=s.batch_size, seed=0,
+    train.train_teacher(teacher, d, teacher_epochs, lr=s.teacher_train.lr,
+                        batch_size=s.teacher_train.batch_size, seed=0,
                         device="cpu", progress=False, eval_every=teacher_epochs)
     teacher.eval()
     logits = train.compute_teacher_logits(teacher, d, device="cpu")
-    args = (epochs, s.batch_size, s.lr)
+    args = (epochs, s.student_train.batch_size, s.student_train.lr)
     contestants = {
         "A": lambda: run_a(d, teacher, make_student, *args, seed=0),
         "B": lambda: run_b(d, logits, make_student, *args, seed=0),
         "C": lambda: run_c(d, logits, make_student, *args, seed=0),
         "C0": lambda: run_c(d, logits, make_student, *args, seed=0, fused=False),
         "T": lambda: run_t(d, teacher),
-        "Dseq": lambda: run_d_sequential(d, logits, make_student, sweep_epochs, s.batch_size, s.lr),
-        "Dbat": lambda: run_d_batched(d, logits, make_student, sweep_epochs, s.batch_size, s.lr),
+        "Dseq": lambda: run_d_sequential(d, logits, make_student, sweep_epochs, s.student_train.batch_size, s.student_train.lr),
+        "Dbat": lambda: run_d_batched(d, logits, make_student, sweep_epochs, s.student_train.batch_size, s.student_train.lr),
     }
     wall = {k: [] for k in contestants}
     cpu = {k: [] for k in contestants}
@@ -228,10 +229,10 @@ def bench_dataset(name, reps, epochs, sweep_epochs, teacher_epochs):
             for hs, hb in zip(results["Dseq"], results["Dbat"])]
     med = {k: statistics.median(v) for k, v in wall.items()}
     return {
-        "dataset": name, "train": len(d.y_train), "batch_size": s.batch_size,
+        "dataset": name, "train": len(d.y_train), "batch_size": s.student_train.batch_size,
         "steps_per_epoch": n_steps, "epochs": epochs, "sweep_epochs": sweep_epochs,
-        "teacher": f"{s.teacher}(width={s.teacher_width})",
-        "student": f"{s.student}(width={s.student_width}, depth={s.student_depth})",
+        "teacher": f"{s.teacher.name}(width={s.teacher.width})",
+        "student": f"{s.student.name}(width={s.student.width}, depth={s.student.depth})",
         "wall": wall, "cpu": cpu, "median_wall": med,
         "median_cpu": {k: statistics.median(v) for k, v in cpu.items()},
         "steps": steps, "test_acc": acc, "sweep_weight_gaps": gaps,
@@ -293,12 +294,12 @@ def profile_report(name, epochs, sweep_epochs, rows=15):
 
     d, s, n_steps, make_student, teacher = _setup(name)
     logits = train.compute_teacher_logits(teacher, d, device="cpu")
-    jobs = {"B (distill)": (lambda: run_b(d, logits, make_student, epochs, s.batch_size, s.lr, 0),
+    jobs = {"B (distill)": (lambda: run_b(d, logits, make_student, epochs, s.student_train.batch_size, s.student_train.lr, 0),
                             epochs * n_steps),
-            "C (minimal loop)": (lambda: run_c(d, logits, make_student, epochs, s.batch_size, s.lr, 0),
+            "C (minimal loop)": (lambda: run_c(d, logits, make_student, epochs, s.student_train.batch_size, s.student_train.lr, 0),
                                  epochs * n_steps),
             "D batched (distill_sweep x15)": (
-                lambda: run_d_batched(d, logits, make_student, sweep_epochs, s.batch_size, s.lr),
+                lambda: run_d_batched(d, logits, make_student, sweep_epochs, s.student_train.batch_size, s.student_train.lr),
                 sweep_epochs * n_steps)}
     for label, (fn, steps) in jobs.items():
         fn()  # warm-up

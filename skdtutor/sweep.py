@@ -19,7 +19,7 @@ from torch import nn
 from .config import TrainConfig, train_config
 from .losses import DistillLoss
 from .stacking import StackedAdam, stacked_forward
-from .steps import (History, TeacherLogits, batch_bounds, check_data, check_mask, due_for_eval,
+from .steps import (History, batch_bounds, check_data, check_mask, due_for_eval,
                     epoch_metrics, epoch_order, evaluate, gather_whole_epoch, num_threads,
                     progress_bar, resolve_device, resolve_teacher, run_record)
 
