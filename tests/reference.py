@@ -2,11 +2,16 @@
 import numpy as np
 
 
-def softmax(z, T=1.0):
-    """softmax(z / T) of one row."""
+def log_softmax(z, T=1.0):
+    """log softmax(z / T) along the last axis (one row or a batch of rows)."""
     z = np.asarray(z, dtype=np.float64) / T
-    e = np.exp(z - z.max())
-    return e / e.sum()
+    m = z.max(axis=-1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
+
+
+def softmax(z, T=1.0):
+    """softmax(z / T) along the last axis (one row or a batch of rows)."""
+    return np.exp(log_softmax(z, T))
 
 
 def sphere(z, m):

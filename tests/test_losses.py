@@ -1,6 +1,9 @@
 """Tests of skdtutor.losses against NumPy re-implementations, invariances and gradcheck."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
@@ -8,20 +11,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from skdtutor.losses import (CE, KD, METHODS, SKD, DiceKD, dice3, dice_loss, kd_loss, make_loss,
-                             skd_loss, soft_dice, soften, sphere)
+from reference import log_softmax as np_log_softmax  # independent NumPy references
+from reference import softmax as np_softmax
+from skdtutor import losses
+from skdtutor.losses import (CE, KD, METHODS, SKD, DiceKD, DistillLoss, dice3, dice_loss, kd_loss,
+                             make_loss, skd_loss, soft_dice, soften, sphere)
 
 # ----------------------------------------------------------------- NumPy references
-
-
-def np_log_softmax(z):
-    z = np.asarray(z, dtype=np.float64)
-    m = z.max(axis=-1, keepdims=True)
-    return z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
-
-
-def np_softmax(z):
-    return np.exp(np_log_softmax(z))
 
 
 def np_kl(t, s, T):
@@ -624,6 +620,42 @@ def test_make_loss():
         make_loss("unknown")
     with pytest.raises(ValueError, match="temperature"):
         make_loss("kd", T=0)
+    with pytest.raises(ValueError, match="multiplier"):  # KD has no multiplier: named, not ignored
+        make_loss("kd", T=2.0, multiplier=2.0)
+    with pytest.raises(ValueError, match="hyperparameters are"):
+        make_loss("ce", T=4.0)
+
+
+def test_a_subclass_of_distill_loss_is_a_new_method(monkeypatch):
+    """Adding a method is one class: the registry, make_loss and the stacking keys follow."""
+    monkeypatch.setattr(losses, "METHODS", dict(METHODS))  # keep the registry of other tests intact
+
+    @dataclass(frozen=True)
+    class Squared(DistillLoss):
+        """Mean squared difference of the probabilities at temperature T (test-only method)."""
+
+        T: float = 1.0
+        name: ClassVar[str] = "squared"
+        stackable: ClassVar[tuple[str, ...]] = ("T",)
+
+        @staticmethod
+        def per_sample(student_logits, teacher_logits, labels=None, label_mask=None, *, T):
+            diff = torch.softmax(student_logits / T, -1) - torch.softmax(teacher_logits / T, -1)
+            return (diff ** 2).sum(-1)
+
+    assert losses.METHODS["squared"] is Squared and "squared" not in METHODS
+    loss = losses.make_loss("squared", T=2)
+    assert isinstance(loss, Squared) and loss.T == 2.0 and isinstance(loss.T, float)
+    with pytest.raises(ValueError, match="gamma"):
+        losses.make_loss("squared", gamma=0.5)
+    s, t = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    expected = ((np_softmax(s.numpy(), 2.0) - np_softmax(t.numpy(), 2.0)) ** 2).sum(-1).mean()
+    assert loss(s, t).item() == pytest.approx(expected, rel=1e-12)
+    assert loss.static_key() == (Squared,) and Squared.hparam_names() == ("T",)
+    with pytest.raises(ValueError, match="taken"):
+        @dataclass(frozen=True)
+        class Clash(DistillLoss):
+            name: ClassVar[str] = "squared"
 
 
 # ------------------------------------------------------------------ broadcasting

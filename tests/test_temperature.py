@@ -6,13 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
+from reference import softmax as np_softmax  # independent NumPy reference
 from skdtutor.temperature import DEFAULT_TEMPERATURES, dice_temperature_search
-
-
-def np_softmax(z):
-    z = np.asarray(z, dtype=np.float64)
-    e = np.exp(z - z.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
 
 
 def brute_force(teacher, student, labels, temperatures, soften_student=False, eps=1e-7):
