@@ -303,8 +303,10 @@ def export_notebook(notebook: dict, glue: dict[str, dict], name: str = "notebook
             if renderer.attachments:
                 cell.setdefault("attachments", {}).update(renderer.attachments)
     if note:
-        nb["cells"].insert(0, {"cell_type": "markdown", "metadata": {"tags": ["skdtutor-export"]},
-                               "source": NOTE})
+        cell = {"cell_type": "markdown", "metadata": {"tags": ["skdtutor-export"]}, "source": NOTE}
+        if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) >= (4, 5):
+            cell["id"] = "skdtutor-export-note"          # cell ids are required from nbformat 4.5
+        nb["cells"].insert(0, cell)
     nb.setdefault("metadata", {}).pop("scrapbook", None)
     return nb
 

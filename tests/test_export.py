@@ -47,9 +47,9 @@ def make_notebook(extra_md=""):
           "```{glue:figure} fig\n:name: fig-one\nThe caption, {glue:text}`acc:.2f`.\n```\n\n"
           "Inline figure {glue:}`fig` too." + extra_md)
     return {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
-            "cells": [{"cell_type": "code", "execution_count": 1, "metadata": {}, "source": "glue(...)",
+            "cells": [{"id": "c1", "cell_type": "code", "execution_count": 1, "metadata": {}, "source": "glue(...)",
                        "outputs": outputs},
-                      {"cell_type": "markdown", "metadata": {}, "source": md}]}
+                      {"id": "c2", "cell_type": "markdown", "metadata": {}, "source": md}]}
 
 
 def exported_markdown(nb):
