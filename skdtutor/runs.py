@@ -121,11 +121,11 @@ def run_students(data, teachers: Mapping | None, student: ModelSpec, members: Se
     ``student`` and ``student_params``.
     """
     members = list(members)
-    teachers = {k: resolve_teacher(t, data, (config or TrainConfig()).device)[0]
-                for k, t in dict(teachers or {}).items()}
-    _check(teachers, members)
     cfg = train_config(config, **overrides)
-    cfg = cfg.replace(eval_every=cfg.epochs)
+    cfg = cfg.replace(eval_every=cfg.epochs)  # only the final numbers are reported
+    teachers = {} if teachers is None else {k: resolve_teacher(t, data, cfg.device)[0]
+                                            for k, t in dict(teachers).items()}
+    _check(teachers, members)
     path = None
     if use_cache:
         path = cache_mod.entry_path("students", _cache_key(data, teachers, student, cfg, members, labelled),

@@ -137,10 +137,8 @@ def _teachers(teacher, data, members, device):
     return teachers
 
 
-def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, labelled):
-    device = resolve_device(cfg.device)
-    n, n_members = len(data.y_train), len(members)
-    mask = check_mask(labelled, n)
+def _students(make_student, members, device):
+    """Member ``i``'s initial model, built under ``torch.manual_seed(members[i].seed)``."""
     students = []
     for m in members:
         torch.manual_seed(m.seed)
@@ -149,15 +147,28 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
         if layer is not None:
             raise ValueError(f"distill_sweep cannot stack {type(layer).__name__} layers; "
                              "train these students with sequential distill() calls")
+    return students
+
+
+def _stack(models):
+    """The models' parameters (leaves to train) and buffers, stacked along a new first axis."""
+    params = {name: torch.stack([dict(s.named_parameters())[name].detach() for s in models])
+              .requires_grad_() for name, _ in models[0].named_parameters()}
+    buffers = {name: torch.stack([dict(s.named_buffers())[name] for s in models])
+               for name, _ in models[0].named_buffers()}
+    return params, buffers
+
+
+def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, labelled):
+    device = resolve_device(cfg.device)
+    n, n_members = len(data.y_train), len(members)
+    mask = check_mask(labelled, n)
+    students = _students(make_student, members, device)
     teachers = _teachers(teacher, data, members, device)
     order, groups = _group_members(members)
     stacked = [students[i] for i in order]  # position j holds member order[j]
-    params = {name: torch.stack([dict(s.named_parameters())[name].detach() for s in stacked])
-              .requires_grad_() for name, _ in stacked[0].named_parameters()}
-    buffers = {name: torch.stack([dict(s.named_buffers())[name] for s in stacked])
-               for name, _ in stacked[0].named_buffers()}
     x, y = data.x_train.to(device), data.y_train.to(device)
-    net = stacked_forward(stacked, params, buffers, x[:4])
+    net = stacked_forward(stacked, *_stack(stacked), x[:4])
     groups = [(a, b, fn, {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in hp.items()})
               for a, b, fn, hp in groups]
     optimizer = StackedAdam(net.weights.values(), cfg.lr, cfg.weight_decay, device)
@@ -226,10 +237,8 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
         if progress:
             bar.update(1)
     bar.close()
-    for j, i in enumerate(order):
-        model = students[i]
-        model.load_state_dict({k: net.to_module[k](v[j].detach()).clone() for k, v in net.weights.items()},
-                              strict=False)
-        model.eval()
-        histories[i].model = model
+    for j, i in enumerate(order):  # member i's trained weights back into its own model
+        students[i].load_state_dict({k: net.to_module[k](v[j].detach()).clone()
+                                     for k, v in net.weights.items()}, strict=False)
+        histories[i].model = students[i].eval()
     return histories
