@@ -24,6 +24,7 @@ import pytest
 from test_browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, UNAVAILABLE, Tab, _QuietHandler
 
 WIDTHS = (1280, 800)
+MIN_SCALE = 0.8   # 8 pt at 100 dpi is 11 px; scaled by 0.8 it is still 9 px
 
 # What a cell's text output may not be, alone.
 BARE_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?%?$|^[-+]?(nan|inf)$", re.I)
@@ -61,8 +62,15 @@ def stray_outputs(html: str) -> list[str]:
 
     soup = BeautifulSoup(html, "html.parser")
     found = []
-    for cell in soup.select("div.cell"):
-        where = f"cell {cell.get('id') or ''}".strip()
+    for number, cell in enumerate(soup.select("div.cell"), 1):
+        heading = cell.find_previous(["h1", "h2", "h3"])
+        title = heading.get_text(" ").replace("#", "").strip()[:50] if heading else ""
+        where = f"code cell {number} (under {title!r})"
+        for out in cell.select("div.cell_output"):
+            for p in out.find_all("p", recursive=False):     # a Markdown output, rendered inline
+                text = " ".join(p.get_text(" ").split())
+                if len(text) < 40 and not text.endswith((".", ":", "!", "?")):
+                    found.append(f"{where}: a lone Markdown phrase as output: {text!r}")
         for out in cell.select("div.cell_output .output"):
             classes = set(out.get("class", []))
             text = out.get_text().strip()
@@ -125,6 +133,8 @@ def test_stray_output_checker_catches_what_it_should():
                 "tensor(0.5000)", "&lt;Figure size 688x340 with 2 Axes&gt;", "array([1, 2])", "42"):
         assert stray_outputs(page(bad)), bad
     assert stray_outputs(page("a warning", kind="stderr"))
+    assert stray_outputs('<div class="cell"><div class="cell_output"><img src="x.png"/>'
+                         '<p><code>digits</code></p></div></div>')
     assert not stray_outputs(page("   method  T   mean\n0  kd  4  0.81"))
     assert not stray_outputs("<article><p>The teacher reaches 97.2 % (3 seeds).</p></article>")
     assert stray_outputs("<article><p>The gap is np.float64(0.3).</p></article>")
@@ -151,8 +161,12 @@ def test_no_stray_output(built_book):
 
 LAYOUT_JS = r"""() => {
   const column = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
-  const col = column.getBoundingClientRect();
+  // The column is the article's content box (its padding is not room for content).
+  const box = column.getBoundingClientRect(), cs = getComputedStyle(column);
+  const left = box.left + parseFloat(cs.paddingLeft), right = box.right - parseFloat(cs.paddingRight);
+  const col = {left, right, width: right - left};
   const slack = 1.5;
+  const scrolled = [];
   const scrollBox = el => {  // an ancestor strictly inside the column that scrolls horizontally
     for (let a = el.parentElement; a && a !== column; a = a.parentElement) {
       const ox = getComputedStyle(a).overflowX;
@@ -175,14 +189,29 @@ LAYOUT_JS = r"""() => {
     if (r.width === 0 || r.height === 0) continue;
     const st = getComputedStyle(el);
     if (st.visibility === 'hidden' || st.position === 'fixed') continue;
-    if (el.closest('script, style, .skd-explorer datalist')) continue;
+    if (el.closest('script, style, .skd-explorer datalist, mjx-assistive-mml')) continue;
     let over = r.right - col.right, under = col.left - r.left;
     const tooWide = over > slack || under > slack;
     // An element that clips its own content (overflow hidden) cuts it off unless it scrolls.
     const clipped = (st.overflowX === 'hidden' || st.overflowX === 'clip') && el.scrollWidth > el.clientWidth + 2
                     && el.clientWidth > 0 && !['SPAN', 'MJX-CONTAINER'].includes(el.tagName) && r.width > col.width * 0.5;
     if (!tooWide && !clipped) continue;
-    if (tooWide && scrollBox(el)) continue;
+    if (tooWide) {
+      const sb = scrollBox(el);
+      const eq = el.closest('mjx-container[display="true"]') || (el.matches('mjx-container[display="true"]') ? el : null);
+      if (sb && eq && eq.scrollWidth > col.width + slack) {
+        // Display math is split (aligned) to fit, never scrolled: a reader misses the end of it.
+        if (!reported.has(eq)) { reported.add(eq); bad.push(Object.assign(describe(eq), {width: eq.scrollWidth,
+            scrollWidth: eq.scrollWidth, column: Math.round(col.width), overflow: Math.round(eq.scrollWidth - col.width),
+            kind: 'display math wider than the column (split it)'})); }
+        continue;
+      }
+      if (sb) {
+        const code = sb.closest('.cell_input, div.highlight:not(.cell_output *)');
+        if (!reported.has(sb) && !code) { reported.add(sb); scrolled.push(Object.assign(describe(sb), {width: Math.round(sb.scrollWidth)})); }
+        continue;
+      }
+    }
     let parent = el.parentElement, inside = false;
     while (parent && parent !== column) { if (reported.has(parent)) { inside = true; break; } parent = parent.parentElement; }
     reported.add(el);
@@ -196,8 +225,9 @@ LAYOUT_JS = r"""() => {
     const v = opt.getAttribute('value');
     if (v === null || v.trim() === '' || !isFinite(Number(v))) ticks.push(v);
   }
-  return {column: Math.round(col.width), bad, ticks,
+  return {column: Math.round(col.width), bad, ticks, scrolled,
           images: Array.from(column.querySelectorAll('img')).map(i => ({src: i.getAttribute('src'), w: i.naturalWidth,
+              section: describe(i).section,
               shown: Math.round(i.getBoundingClientRect().width)}))};
 }"""
 
@@ -240,7 +270,7 @@ def screenshot_dir(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("width", WIDTHS)
 def test_layout_fits_the_column(page_browser, served_book, screenshot_dir, width):
     base, html_dir = served_book
-    problems, columns = [], {}
+    problems, scrolls, columns = [], [], {}
     for path in content_pages(html_dir):
         rel = path.relative_to(html_dir).as_posix()
         t = Tab(page_browser)
@@ -248,16 +278,25 @@ def test_layout_fits_the_column(page_browser, served_book, screenshot_dir, width
             t.page.set_viewport_size({"width": width, "height": 900})
             t.page.goto(f"{base}/{rel}", wait_until="load")
             # MathJax typesets after load; explorers initialise on their own.
-            t.page.wait_for_function("""() => !window.MathJax || !MathJax.startup || !MathJax.startup.promise
-                || MathJax.startup.document && MathJax.startup.document.state() >= 200""", timeout=20000)
-            t.page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
-            t.page.wait_for_timeout(300)
+            t.page.evaluate("""async () => {
+                if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
+                await new Promise(r => setTimeout(r, 300)); }""")
             result = t.page.evaluate(LAYOUT_JS)
             columns[rel] = result["column"]
             for b in result["bad"]:
                 problems.append(f"{rel} @ {width}px: {b['kind']}: {b['tag']} {b['text']!r} in section "
                                 f"{b['section']!r}: {b['width']} px (scrollWidth {b['scrollWidth']}) in a "
                                 f"{b['column']} px column, {b['overflow']} px beyond")
+            for b in result["scrolled"]:
+                scrolls.append(f"{rel} @ {width}px: {b['tag']} {b['text'][:50]!r} in section {b['section']!r}: "
+                               f"{b['width']} px of content in a {result['column']} px column")
+            for number, img in enumerate(result["images"], 1):
+                # A PNG shown at less than MIN_SCALE of its size has fonts under 9 px (the book's
+                # style makes them 11 px at 1:1); figures are made at the column's width instead.
+                if img["w"] and img["shown"] and img["shown"] < MIN_SCALE * img["w"]:
+                    problems.append(f"{rel} @ {width}px: figure {number} (in section {img['section']!r}) is {img['w']} px "
+                                    f"wide, shown at {img['shown']} px (scale {img['shown'] / img['w']:.2f}): "
+                                    f"make it at the column's width (viz.figsize)")
             for v in result["ticks"]:
                 problems.append(f"{rel} @ {width}px: slider tick value={v!r} is not a number")
             shot = screenshot_dir / f"{rel.replace('/', '_').removesuffix('.html')}_{width}.png"
@@ -265,5 +304,7 @@ def test_layout_fits_the_column(page_browser, served_book, screenshot_dir, width
         finally:
             t.close()
     print(f"\nscreenshots in {screenshot_dir}; column widths: {columns}")
+    if scrolls:  # allowed, but a reader must scroll them: candidates for reshaping
+        print("wider than the column, scrolling in their own box:\n" + "\n".join(scrolls))
     assert columns, "no page was checked"
     assert not problems, f"{len(problems)} layout defects:\n" + "\n".join(problems)
