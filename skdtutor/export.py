@@ -22,6 +22,10 @@ What replaces what:
   embedded as an attachment of the Markdown cell (a figure's caption follows it), an HTML
   table is written as HTML, Markdown as Markdown, LaTeX as math, else the plain text.
 
+With a bibliography (``--bib``, default ``book/references.bib`` next to the build folder),
+``{cite}`key``` and ``{cite:t}`key``` become author-year text, "(Guo et al., 2020)" and
+"Guo et al. (2020)", as in the pages (this needs pybtex, which the book build installs).
+
 A role or directive that cannot be resolved (unknown key, no ``text/plain``, a format spec
 that does not fit the value) raises :class:`ExportError` naming the notebook and the role:
 nothing is ever left raw. The module uses only the standard library.
@@ -114,11 +118,31 @@ def _text(value) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
+_CITE = re.compile(r"\{cite(?::(?P<kind>[a-z]+))?\}`(?P<keys>[^`]+)`")
+
+
+def load_bib(path: Path) -> dict[str, tuple[str, str]]:
+    """``{key: (authors, year)}`` of a BibTeX file: "Guo et al.", "Cho and Hariharan"."""
+    from pybtex.database import parse_file
+
+    def clean(name: str) -> str:
+        return name.replace("{", "").replace("}", "")
+
+    bib = {}
+    for key, entry in parse_file(str(path)).entries.items():
+        last = [clean(" ".join(p.last_names)) for p in entry.persons.get("author", [])]
+        who = (last[0] if len(last) == 1 else f"{last[0]} and {last[1]}" if len(last) == 2
+               else f"{last[0]} et al." if last else clean(entry.fields.get("title", key)))
+        bib[key] = (who, entry.fields.get("year", "n.d."))
+    return bib
+
+
 class _Renderer:
     """Substitutes the glue syntax of one notebook's Markdown cells."""
 
-    def __init__(self, name: str, glue: dict[str, dict], other=None):
+    def __init__(self, name: str, glue: dict[str, dict], other=None, bib=None):
         self.name = name
+        self.bib = bib
         self.glue = glue
         self.other = other or (lambda doc: None)   # doc path -> glue dict of another notebook
         self.attachments: dict[str, dict] = {}
@@ -193,6 +217,15 @@ class _Renderer:
             return self.best(self.lookup(body, role), role, inline=True)
         self.fail(role, f"unknown glue role kind {kind!r}")
 
+    def cite(self, match: re.Match) -> str:
+        keys = [k.strip() for k in match.group("keys").split(",") if k.strip()]
+        unknown = [k for k in keys if k not in self.bib]
+        if unknown:
+            self.fail(match.group(0), f"no bibliography entry {unknown}")
+        if (match.group("kind") or "p").startswith("t"):          # textual: Guo et al. (2020)
+            return "; ".join(f"{self.bib[k][0]} ({self.bib[k][1]})" for k in keys)
+        return "(" + "; ".join(f"{self.bib[k][0]}, {self.bib[k][1]}" for k in keys) + ")"
+
     def inline(self, text: str) -> str:
         out, pos = [], 0
 
@@ -203,18 +236,18 @@ class _Renderer:
             out.append(segment)
 
         while True:
-            role, code = _ROLE.search(text, pos), _CODE_SPAN.search(text, pos)
-            if role is None or (code is not None and code.start() < role.start()):
-                if code is None:
-                    plain(text[pos:])
-                    break
-                plain(text[pos:code.start()])
-                out.append(code.group(0))             # a code span: kept verbatim
-                pos = code.end()
-                continue
-            plain(text[pos:role.start()])
-            out.append(self.role(role))
-            pos = role.end()
+            # the earliest of: a glue role, a citation role (with a bibliography), a code span
+            found = [(m.start(), order, m, how) for order, (m, how) in enumerate([
+                (_ROLE.search(text, pos), self.role),
+                (_CITE.search(text, pos) if self.bib is not None else None, self.cite),
+                (_CODE_SPAN.search(text, pos), lambda m: m.group(0))]) if m is not None]
+            if not found:
+                plain(text[pos:])
+                break
+            _, _, match, how = min(found, key=lambda f: f[:2])
+            plain(text[pos:match.start()])
+            out.append(how(match))        # a code span is kept verbatim
+            pos = match.end()
         return "".join(out)
 
     # -- directives and blocks ----------------------------------------------------------
@@ -283,12 +316,13 @@ class _Renderer:
 
 
 def export_notebook(notebook: dict, glue: dict[str, dict], name: str = "notebook", other=None,
-                    note: bool = True) -> dict:
+                    note: bool = True, bib: dict | None = None) -> dict:
     """Return a copy of an executed notebook with every glue role substituted.
 
     Outputs are kept, except the hidden glue records (``scrapbook`` outputs whose mime types
     carry the papermill prefix: they display nothing). ``other(doc)`` returns the glue data of
-    another notebook for ``{glue:text}`doc::key``` references."""
+    another notebook for ``{glue:text}`doc::key``` references; ``bib`` (:func:`load_bib`) turns
+    citation roles into author-year text."""
     nb = copy.deepcopy(notebook)
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "code":
@@ -298,7 +332,7 @@ def export_notebook(notebook: dict, glue: dict[str, dict], name: str = "notebook
             for o in cell["outputs"]:
                 o.get("metadata", {}).pop("scrapbook", None)
         elif cell.get("cell_type") == "markdown":
-            renderer = _Renderer(name, glue, other)
+            renderer = _Renderer(name, glue, other, bib)
             cell["source"] = renderer.markdown(_text(cell.get("source", "")))
             if renderer.attachments:
                 cell.setdefault("attachments", {}).update(renderer.attachments)
@@ -321,12 +355,18 @@ def _executed(build: Path) -> tuple[Path, Path]:
                             "then pass its _build folder)")
 
 
-def export_book(build: Path, out: Path | None = None) -> list[Path]:
+def export_book(build: Path, out: Path | None = None, bib: Path | None | bool = True) -> list[Path]:
     """Export every executed notebook of a book build; return the written paths.
 
     ``build`` is the build folder (``_build``, holding ``jupyter_execute`` and ``html``) or
-    the project folder; ``out`` defaults to ``<build>/html/notebooks``."""
+    the project folder; ``out`` defaults to ``<build>/html/notebooks``. ``bib`` is a BibTeX
+    file for the citation roles; ``True`` (the default) uses ``book/references.bib`` of the
+    project holding the build folder when there is one, ``None``/``False`` leaves citations."""
     execute, build = _executed(build)
+    if bib is True:
+        bib = build.parent / "book" / "references.bib"
+        bib = bib if bib.is_file() else None
+    bib = load_bib(Path(bib)) if bib else None
     out = Path(out) if out is not None else build / "html" / "notebooks"
     sources = sorted(p for p in execute.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     if not sources:
@@ -362,7 +402,7 @@ def export_book(build: Path, out: Path | None = None) -> list[Path]:
 
         notebook = json.loads(src.read_text(encoding="utf-8"))
         glue = glue_of(src.with_suffix("").resolve()) or {}
-        exported = export_notebook(notebook, glue, name=rel, other=other)
+        exported = export_notebook(notebook, glue, name=rel, other=other, bib=bib)
         target = out / src.name
         target.write_text(json.dumps(exported, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         written.append(target)
@@ -376,9 +416,11 @@ def main(argv=None) -> int:
                     "from a jupyter-book build.")
     parser.add_argument("build", type=Path, help="the build folder (_build) or the project folder")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default <build>/html/notebooks)")
+    parser.add_argument("--bib", type=Path, default=None,
+                        help="BibTeX file for {cite} roles (default: book/references.bib beside the build folder)")
     args = parser.parse_args(argv)
     try:
-        written = export_book(args.build, args.out)
+        written = export_book(args.build, args.out, bib=args.bib or True)
     except (ExportError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

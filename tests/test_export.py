@@ -5,11 +5,14 @@ import base64
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
 
 from skdtutor import export
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PREFIX = "application/papermill.record/"
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n fake image bytes").decode()
@@ -110,6 +113,23 @@ def test_unresolvable_role_raises_naming_notebook_and_role(role, why):
     assert role.split("`")[0] in message
 
 
+BIB = """@article{guo2020spherical, author = {Guo, Jia and Chen, Minghao and Hu, Yao}, title = {SKD}, year = {2020}}
+@article{cho2019efficacy, author = {Cho, Jang Hyun and Hariharan, Bharath}, title = {Efficacy}, year = {2019}}
+@misc{mdistiller2022, author = {{MEGVII Research}}, title = {mdistiller}, year = {2022}}
+"""
+
+
+def test_citations_become_author_year(tmp_path):
+    (tmp_path / "refs.bib").write_text(BIB)
+    bib = export.load_bib(tmp_path / "refs.bib")
+    nb = make_notebook(extra_md="\n\nAs {cite:t}`guo2020spherical` show {cite}`cho2019efficacy,mdistiller2022`.")
+    md = export.export_notebook(nb, export.load_glue(nb), bib=bib)["cells"][-1]["source"]
+    assert "As Guo et al. (2020) show (Cho and Hariharan, 2019; MEGVII Research, 2022)." in md
+    with pytest.raises(export.ExportError, match="nokey"):
+        nb = make_notebook(extra_md=" {cite}`nokey`")
+        export.export_notebook(nb, export.load_glue(nb), bib=bib)
+
+
 def test_format_plain_text_matches_myst_nb():
     from myst_nb.core.variables import format_plain_text as reference
 
@@ -160,11 +180,12 @@ def test_cli_reports_unresolvable_role(tmp_path):
 
 @pytest.mark.book
 def test_export_of_the_built_book(built_book):
-    written = export.export_book(built_book.parent)
+    written = export.export_book(built_book.parent, bib=ROOT / "book" / "references.bib")
     assert written and all(p.parent == built_book / "notebooks" for p in written)
     chapters = sorted(p.name for p in written)
     assert any(name.startswith("01_") for name in chapters)
     for path in (built_book / "notebooks").glob("*.ipynb"):
         text = path.read_text(encoding="utf-8")
         assert "{glue" not in text, f"{path.name} still holds glue syntax"
+        assert "{cite" not in text, f"{path.name} still holds citation roles"
         nbformat.validate(nbformat.reads(text, as_version=4))
