@@ -49,12 +49,16 @@ def test_model_spec_builds_the_model_it_names():
 
 def test_settings_compose_specs_and_configs():
     s = config.setting_for("mnist1d")
-    assert (s.teacher, s.student) == (ModelSpec("cnn", 32), ModelSpec("mlp", 64, 1))
+    assert (s.teacher, s.student) == (ModelSpec("cnn", 32), ModelSpec("mlp", 128, 2))
     assert (s.teacher_train.epochs, s.student_train.epochs, s.student_train.lr) == (40, 60, 3e-3)
     assert s.teacher_train.batch_size == s.student_train.batch_size == 128
     assert config.setting_for("CIFAR10").teacher.width is None
     with pytest.raises(ValueError, match="no default setting"):
         config.setting_for("imagenet")
+
+
+def test_every_dataset_has_a_setting():
+    assert set(data_mod.DATASETS) <= set(config.SETTINGS)
 
 
 def test_an_explicit_zero_is_an_error_not_a_default():
