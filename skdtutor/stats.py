@@ -10,13 +10,14 @@ sample standard deviation ``noise = sqrt((var(a) + var(b)) / 2)`` (``ddof=1``).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 __all__ = ["seed_summary", "mean_pm_std", "format_table", "select", "seed_values",
-           "compare_to_noise", "noise_phrase", "claim_verdict", "overall_verdict"]
+           "compare_to_noise", "noise_phrase", "claim_verdict", "overall_verdict",
+           "compare_runs", "beats", "select_per_seed", "best_setting", "on_cases", "verdicts_phrase"]
 
 
 def seed_summary(runs: pd.DataFrame, by: Sequence[str] = ("method", "T"), value: str = "test_acc"):
@@ -118,3 +119,66 @@ def overall_verdict(holds: Sequence[bool]) -> str:
     if not any(holds):
         return "does not hold"
     return "mixed"
+
+
+# ------------------------------------------------- runs: the rule on frames, per-seed choices
+def _run_values(runs, value: str) -> np.ndarray:
+    return (runs[value] if isinstance(runs, pd.DataFrame) else pd.Series(runs)).to_numpy(dtype=float)
+
+
+def compare_runs(a, b, value: str = "test_acc") -> dict:
+    """:func:`compare_to_noise` on the ``value`` column of two sets of runs (frames with one
+    row per seed, or per-seed values)."""
+    return compare_to_noise(_run_values(a, value), _run_values(b, value))
+
+
+def beats(a, b, value: str = "test_acc") -> bool:
+    """True when runs ``a`` are *better* than runs ``b`` by the noise rule (mean ``value``
+    higher by more than the pooled seed std)."""
+    return compare_runs(a, b, value)["verdict"] == "better"
+
+
+def select_per_seed(runs: pd.DataFrame, column: str, chosen: Mapping[int, float]) -> pd.DataFrame:
+    """For every seed of ``chosen`` the rows of that seed whose ``column`` equals its chosen
+    value, e.g. each seed's KD student at the temperature that seed's search picked:
+    ``select_per_seed(kd, "T", {0: 4.0, 1: 8.0, 2: 4.0})``. A seed with no such row is an error."""
+    parts = []
+    for seed, target in chosen.items():
+        part = runs[(runs["seed"] == seed) & (runs[column] == target)]
+        if part.empty:
+            raise ValueError(f"no run of seed {seed} has {column} = {target!r}")
+        parts.append(part)
+    return pd.concat(parts)
+
+
+def best_setting(runs: pd.DataFrame, by: str = "T", value: str = "val_acc"):
+    """The value of ``by`` whose runs have the highest mean ``value`` (a grid search: on
+    ``val_acc`` the honest choice, on ``test_acc`` the oracle); ties go to the smallest."""
+    means = runs.groupby(by)[value].mean().sort_index()
+    return means.idxmax()
+
+
+def on_cases(flags: Mapping[str, bool], noun: str = "dataset") -> str:
+    """Where a claim holds, in words: ``"both datasets"``, ``"neither dataset"``, ``"all 3
+    datasets"``, ``"no dataset"`` or the names that hold (in code font) followed by ``only``."""
+    hit = [f"`{name}`" for name, flag in flags.items() if flag]
+    n = len(flags)
+    if n and len(hit) == n:
+        return f"both {noun}s" if n == 2 else f"all {n} {noun}s" if n > 2 else hit[0]
+    if not hit:
+        return f"neither {noun}" if n == 2 else f"no {noun}"
+    return " and ".join(hit) + " only"
+
+
+def verdicts_phrase(verdicts: Mapping[str, str], noun: str = "dataset") -> str:
+    """Noise-rule verdicts per case in words: ``"within noise on both datasets"`` when they
+    agree, else ``"better on `mnist1d`, within noise on `digits`"`` (cases in the given order)."""
+    if not verdicts:
+        raise ValueError("no cases")
+    groups: dict[str, list[str]] = {}
+    for name, verdict in verdicts.items():
+        groups.setdefault(verdict, []).append(name)
+    if len(groups) == 1:
+        verdict = next(iter(groups))
+        return f"{verdict} on {on_cases(dict.fromkeys(verdicts, True), noun)}"
+    return ", ".join(f"{v} on " + " and ".join(f"`{n}`" for n in names) for v, names in groups.items())

@@ -96,3 +96,48 @@ def test_select_and_seed_values():
     np.testing.assert_array_equal(stats.seed_values(runs, method="kd", teacher=8), [0.1, 0.2])
     with pytest.raises(ValueError, match="several rows per seed"):
         stats.seed_values(runs, method="kd")
+
+
+# ------------------------------------------------------------ runs, per-seed choices, words
+def _runs(values, **columns):
+    return pd.DataFrame({"seed": range(len(values)), "test_acc": values, **columns})
+
+
+def test_beats_and_compare_runs_follow_the_noise_rule():
+    a, b = [0.90, 0.92, 0.91], [0.85, 0.86, 0.84]
+    noise = np.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2)
+    result = stats.compare_runs(_runs(a), _runs(b))
+    assert result["diff"] == pytest.approx(np.mean(a) - np.mean(b))
+    assert result["noise"] == pytest.approx(noise) and result["verdict"] == "better"
+    assert stats.beats(_runs(a), _runs(b)) and not stats.beats(_runs(b), _runs(a))
+    assert stats.beats(a, b)  # per-seed values work too
+    close = [0.851, 0.861, 0.841]  # 0.1 point ahead, noise about 1 point
+    assert not stats.beats(close, b) and not stats.beats(b, close)
+    assert stats.compare_runs(_runs(a, val_acc=b), _runs(b, val_acc=a), "val_acc")["verdict"] == "worse"
+
+
+def test_select_per_seed_and_best_setting():
+    runs = pd.DataFrame({"seed": [0, 0, 1, 1, 2, 2], "T": [1.0, 4.0] * 3,
+                         "val_acc": [0.5, 0.6, 0.7, 0.6, 0.5, 0.55], "test_acc": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]})
+    picked = stats.select_per_seed(runs, "T", {0: 4.0, 1: 1.0, 2: 4.0})
+    assert list(picked.index) == [1, 2, 5]
+    with pytest.raises(ValueError, match="seed 1"):
+        stats.select_per_seed(runs, "T", {1: 8.0})
+    # means by hand: T=1 val (0.5+0.7+0.5)/3 = 0.567, T=4 val 0.583; test 0.3 vs 0.4
+    assert stats.best_setting(runs, "T") == 4.0
+    assert stats.best_setting(runs.assign(val_acc=0.5), "T") == 1.0  # a tie goes to the smallest
+    assert stats.best_setting(runs, "T", "test_acc") == 4.0
+
+
+def test_on_cases_and_verdicts_phrase():
+    assert stats.on_cases({"digits": True, "mnist1d": True}) == "both datasets"
+    assert stats.on_cases({"digits": False, "mnist1d": False}) == "neither dataset"
+    assert stats.on_cases({"digits": False, "mnist1d": True}) == "`mnist1d` only"
+    assert stats.on_cases({"a": True, "b": True, "c": True}) == "all 3 datasets"
+    assert stats.on_cases({"a": False, "b": True, "c": True}) == "`b` and `c` only"
+    assert stats.verdicts_phrase({"digits": "within noise", "mnist1d": "within noise"}) == \
+        "within noise on both datasets"
+    assert stats.verdicts_phrase({"digits": "worse", "mnist1d": "better"}) == \
+        "worse on `digits`, better on `mnist1d`"
+    with pytest.raises(ValueError):
+        stats.verdicts_phrase({})
