@@ -1,12 +1,21 @@
 """The studies of chapters 3–5: the SKD study (:func:`skd_study`, chapters 3 and 4) and
 distillation with few labels (:func:`semi_supervised`, chapters 5 and 6).
 
+**Shared settings.** Chapters 3 and 4 read the same SKD students because they run the
+same settings object, :data:`SKD_STUDY` (a frozen :class:`SKDStudySettings`: datasets,
+seeds, temperatures, multipliers, teacher widths, ...), not because constants typed in
+two notebooks happen to match::
+
+    from skdtutor.chapter_studies import SKD_STUDY
+    studies = {name: SKD_STUDY.run(name) for name in SKD_STUDY.datasets}
+
 Both train every student of a chapter in one :func:`skdtutor.runs.run_students`
 call and keep the result in the cache, so a second chapter calling them with the
 same arguments gets the same students back without training.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -23,7 +32,7 @@ from .studies import seed_list
 from .teachers import default_teacher, get_teacher, hard_targets, subset_teacher
 from .config import setting_for
 
-__all__ = ["SKDStudy", "skd_study", "semi_supervised"]
+__all__ = ["SKDStudy", "SKDStudySettings", "SKD_STUDY", "skd_study", "semi_supervised"]
 
 
 def _accuracy(logits, labels) -> float:
@@ -118,6 +127,49 @@ def skd_study(data, seeds: Sequence[int] = (0, 1, 2), *,
                     student_width=s.student.width, student_depth=s.student.depth, lr=s_cfg.lr,
                     batch_size=s_cfg.batch_size)
     return SKDStudy(runs, result.logits, pd.DataFrame(teacher_rows), teacher_logits, d, settings)
+
+
+@dataclass(frozen=True)
+class SKDStudySettings:
+    """Every setting of the SKD study that chapters 3 and 4 share (:data:`SKD_STUDY`).
+
+    ``settings.run(dataset)`` is ``skd_study(dataset, **settings.study_kwargs())``: the
+    same students (from the cache) in every chapter that runs the same settings.
+    Epochs, models and learning rates come from :func:`~skdtutor.config.setting_for`.
+    """
+
+    datasets: tuple = ("digits", "mnist1d")   # the datasets both chapters compare on
+    seeds: tuple = (0, 1, 2)                  # one student per seed and experiment
+    temperatures: tuple = (1.0, 4.0, 16.0)    # KD, SKD and Dice-KD grid (chapter 4's Dice candidates)
+    T: float = 4.0                            # temperature of the multiplier, capacity and ablation runs
+    gamma: float = 0.9                        # weight of the distillation term
+    multiplier: float = 2.0                   # SKD's multiplier m outside the multiplier sweep
+    multipliers: tuple = (0.5, 2.0, 8.0)      # at T: m / T = 1/8, 1/2, 2, as the temperature sweep at m
+    teacher_widths: tuple = (8, 32)           # CNN teacher widths of the capacity-gap runs
+    ablation_temperatures: tuple = (4.0,)     # SKD(ce_on_raw=True) runs
+    epochs: int | None = None                 # None: each dataset's student epochs
+
+    def __post_init__(self):
+        for f in ("datasets", "seeds", "temperatures", "multipliers", "teacher_widths",
+                  "ablation_temperatures"):
+            object.__setattr__(self, f, tuple(getattr(self, f)))
+
+    def replace(self, **changes) -> "SKDStudySettings":
+        """A copy with some settings changed (e.g. ``SKD_STUDY.replace(gamma=0.5)``)."""
+        return dataclasses.replace(self, **changes)
+
+    def study_kwargs(self) -> dict:
+        """The keyword arguments of :func:`skd_study` (everything but ``datasets``)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "datasets"}
+
+    def run(self, dataset, **options) -> "SKDStudy":
+        """:func:`skd_study` on ``dataset`` (a name or a loaded bundle) with these settings;
+        ``options`` are its non-scientific arguments (``device``, ``cache``, ``use_cache``)."""
+        bundle = data_mod.load(dataset) if isinstance(dataset, str) else dataset
+        return skd_study(bundle, **self.study_kwargs(), **options)
+
+
+SKD_STUDY = SKDStudySettings()  # the study of chapters 3 and 4
 
 
 # ----------------------------------------------------------------- few labels (chapter 5)

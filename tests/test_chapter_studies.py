@@ -38,3 +38,28 @@ def test_skd_study_trains_every_experiment_once(digits, monkeypatch, tmp_path):
     monkeypatch.setattr(runs, "distill_sweep", lambda *a, **k: pytest.fail("retrained"))
     again = chapter_studies.skd_study(digits, (0, 1), **kw)
     assert list(again.runs["test_acc"]) == list(study.runs["test_acc"])
+
+
+def test_shared_settings_run_is_skd_study_with_those_settings(digits, monkeypatch, tmp_path):
+    s = config.SETTINGS["digits"]
+    small = dataclasses.replace(s, teacher=s.teacher.replace(width=8),
+                                teacher_train=s.teacher_train.replace(epochs=1),
+                                student=s.student.replace(width=8),
+                                student_train=s.student_train.replace(epochs=1))
+    monkeypatch.setitem(config.SETTINGS, "digits", small)
+    settings = chapter_studies.SKD_STUDY.replace(seeds=[0, 1], temperatures=[1, 4],
+                                                 multipliers=(2,), teacher_widths=(4,))
+    assert settings.seeds == (0, 1) and settings.temperatures == (1, 4)   # lists become tuples
+    assert settings.datasets == chapter_studies.SKD_STUDY.datasets
+    study = settings.run(digits, cache=tmp_path)
+    direct = chapter_studies.skd_study(digits, (0, 1), temperatures=(1, 4), T=settings.T,
+                                       gamma=settings.gamma, multiplier=settings.multiplier,
+                                       multipliers=(2,), teacher_widths=(4,),
+                                       ablation_temperatures=settings.ablation_temperatures,
+                                       cache=tmp_path)
+    assert list(study.runs["test_acc"]) == list(direct.runs["test_acc"])
+    assert study.settings == direct.settings
+    # the ablation and multiplier runs sit at the settings' T, the capacity runs at both widths
+    assert set(study.select(method="skd", ce_on_raw=True)["T"]) == set(settings.ablation_temperatures)
+    assert set(study.select(method="kd")["teacher"]) == {4, 8}
+
