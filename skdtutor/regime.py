@@ -37,7 +37,7 @@ from .steps import TeacherLogits
 from .teachers import default_teacher
 
 __all__ = ["RegimeMap", "regime_map", "fraction_subset", "best_temperature", "summarize_regime",
-           "ROW_COLUMNS"]
+           "regime_table", "ROW_COLUMNS", "VERDICT_MARKS"]
 
 ROW_COLUMNS = ["dataset", "axis", "params", "width", "depth", "fraction", "method", "T", "seed",
                "val_acc", "test_acc"]
@@ -87,8 +87,8 @@ def _point(data, teacher, spec, cfg, losses, seeds, *, cache, use_cache):
 def regime_map(dataset, sizes: Sequence[tuple[int, int]], temperatures: Sequence[float] = (1, 4, 16),
                seeds: Sequence[int] = (0, 1, 2), *, fractions: Sequence[float] | None = None,
                gamma: float = 0.9, multiplier: float = 2.0, fraction_seed: int = 0,
-               epochs: int | None = None, device: str = "auto", cache=None,
-               use_cache: bool = True) -> RegimeMap:
+               epochs: int | None = None, teacher: TeacherLogits | None = None,
+               device: str = "auto", cache=None, use_cache: bool = True) -> RegimeMap:
     """CE, KD and SKD along a student-size axis and (optionally) a training-data axis.
 
     Parameters
@@ -104,6 +104,8 @@ def regime_map(dataset, sizes: Sequence[tuple[int, int]], temperatures: Sequence
     fraction_seed : the seed of the stratified subsets.
     epochs : student epochs (default: the dataset's setting), the same at every fraction
         (so a smaller fraction means fewer optimizer steps, for every method alike).
+    teacher : the teacher's logits on the full bundle (default: the dataset's default
+        teacher, :func:`skdtutor.teachers.default_teacher`, trained or read from the cache).
 
     Returns
     -------
@@ -116,7 +118,8 @@ def regime_map(dataset, sizes: Sequence[tuple[int, int]], temperatures: Sequence
         raise ValueError("the regime map's verdicts need at least two seeds")
     s = setting_for(bundle.name)
     cfg = s.student_train.replace(device=device, **({} if epochs is None else {"epochs": epochs}))
-    _, teacher, _ = default_teacher(bundle, cache=cache, use_cache=use_cache, device=device)
+    if teacher is None:
+        _, teacher, _ = default_teacher(bundle, cache=cache, use_cache=use_cache, device=device)
     losses = _losses(temperatures, gamma, multiplier)
     default = (int(s.student.width), int(s.student.depth))
     points = [("size", (int(w), int(d)), 1.0) for w, d in sizes]
@@ -176,3 +179,32 @@ def summarize_regime(rows: pd.DataFrame) -> pd.DataFrame:
                         f"{m}_gain": cmp["diff"], f"{m}_noise": cmp["noise"], f"{m}_verdict": cmp["verdict"]})
         out.append(rec)
     return pd.DataFrame(out)
+
+
+VERDICT_MARKS = {"better": "▲", "worse": "▼", "within noise": "≈"}  # the table's verdict marks
+
+
+def _params_text(n: int) -> str:
+    return f"{n / 1000:.0f}k" if n >= 10_000 else f"{n / 1000:.1f}k" if n >= 1000 else str(n)
+
+
+def regime_table(summary: pd.DataFrame, axis: str = "size", scale: float = 100.0,
+                 digits: int = 1) -> pd.DataFrame:
+    """The summary's rows of ``axis`` as short text columns that fit the book's column:
+    ``data``, ``student`` (``"128×2 (23k)"``) or ``fraction``, ``CE`` (mean ± std) and
+    per method ``"+3.6 (T 4) ▲"``: the gain over CE in points, the T chosen on validation
+    and the noise rule's verdict (:data:`VERDICT_MARKS`)."""
+    part = summary[summary["axis"] == axis]
+    out = pd.DataFrame({"data": part["dataset"].to_numpy()})
+    if axis == "size":
+        out["student"] = [f"{w}×{d} ({_params_text(p)})" for w, d, p in
+                          zip(part["width"], part["depth"], part["params"])]
+    else:
+        out["fraction"] = [f"{f:.0%}" for f in part["fraction"]]
+    out["CE (%)"] = [f"{m * scale:.{digits}f} ± {s * scale:.{digits}f}"
+                     for m, s in zip(part["ce_mean"], part["ce_std"])]
+    for m in ("kd", "skd"):
+        if f"{m}_gain" in part:
+            out[f"{m.upper()} − CE"] = [f"{g * scale:+.{digits}f} (T {t:g}) {VERDICT_MARKS[v]}" for g, t, v in
+                                        zip(part[f"{m}_gain"], part[f"{m}_T"], part[f"{m}_verdict"])]
+    return out

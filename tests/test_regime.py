@@ -118,3 +118,29 @@ def test_tiny_real_map_on_digits(digits, tmp_path):
     assert 0.0 < rmap.teacher_acc <= 1.0
     with pytest.raises(ValueError):
         regime.regime_map(digits, sizes, temps, [0], epochs=1, device="cpu", use_cache=False)
+
+
+def test_regime_table_text():
+    rows, ce, kd, skd = _synthetic()
+    s = regime.summarize_regime(rows)
+    t = regime.regime_table(s)
+    assert list(t.columns) == ["data", "student", "CE (%)", "KD − CE", "SKD − CE"]
+    row = t.iloc[0]
+    assert row["student"] == "4×1 (123)"
+    ce_m, ce_s = sum(ce["test"]) / 3 * 100, _sample_std(ce["test"]) * 100
+    assert row["CE (%)"] == f"{ce_m:.1f} ± {ce_s:.1f}"
+    kd_gain = (sum(kd[4.0]["test"]) - sum(ce["test"])) / 3 * 100
+    assert row["KD − CE"] == f"{kd_gain:+.1f} (T 4) " + regime.VERDICT_MARKS[s.iloc[0]["kd_verdict"]]
+    assert row["SKD − CE"].endswith(regime.VERDICT_MARKS["better"])
+    assert regime.regime_table(s, axis="fraction").empty
+
+
+def test_given_teacher_is_used(digits):
+    g = torch.Generator().manual_seed(1)
+    teacher = TeacherLogits(*(torch.randn(len(getattr(digits, f"y_{s}")), 10, generator=g)
+                              for s in ("train", "val", "test")))
+    rmap = regime.regime_map(digits, [(4, 1)], (2.0,), [0, 1], epochs=1, teacher=teacher,
+                             device="cpu", use_cache=False)
+    expected = (teacher.test.argmax(-1) == digits.y_test).double().mean().item()
+    assert rmap.teacher_acc == pytest.approx(expected)
+    assert len(rmap.rows) == 3 * 2 and set(rmap.rows["axis"]) == {"size"}
