@@ -9,6 +9,8 @@ two notebooks happen to match::
     from skdtutor.chapter_studies import SKD_STUDY
     studies = {name: SKD_STUDY.run(name) for name in SKD_STUDY.datasets}
 
+Chapters 5 and 6 likewise share :data:`SEMI_SUPERVISED` (``SEMI_SUPERVISED.runs()``).
+
 Both train every student of a chapter in one :func:`skdtutor.runs.run_students`
 call and keep the result in the cache, so a second chapter calling them with the
 same arguments gets the same students back without training.
@@ -16,7 +18,7 @@ same arguments gets the same students back without training.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import pandas as pd
@@ -32,7 +34,8 @@ from .studies import seed_list
 from .teachers import default_teacher, get_teacher, hard_targets, subset_teacher
 from .config import setting_for
 
-__all__ = ["SKDStudy", "SKDStudySettings", "SKD_STUDY", "skd_study", "semi_supervised"]
+__all__ = ["SKDStudy", "SKDStudySettings", "SKD_STUDY", "skd_study", "semi_supervised",
+           "SemiSupervisedSettings", "SEMI_SUPERVISED", "SEMI_VARIANTS", "RESULTS_TABLE"]
 
 
 def _accuracy(logits, labels) -> float:
@@ -254,3 +257,68 @@ def semi_supervised(dataset: str = "digits", fractions: Sequence[float] = (0.05,
     if use_cache:
         cache_mod.save(path, cache_mod.frame_to_dict(runs))
     return runs
+
+
+# (teacher trained on, targets, loss) -> the name chapters 5 and 6 give a few-label student
+SEMI_VARIANTS = {
+    ("labelled part", "labels only", "ce"): "CE, labels only",
+    ("labelled part", "soft", "kd"): "KD, soft", ("labelled part", "soft", "skd"): "SKD, soft",
+    ("labelled part", "hard", "kd"): "KD, hard", ("labelled part", "hard", "skd"): "SKD, hard",
+    ("all", "soft", "kd"): "KD, all-label teacher",
+}
+
+
+def _mnist1d_trim():
+    # mnist1d's 23k-parameter student costs ~10x digits' per student: two fractions and half
+    # its default epochs keep chapter 5 inside the book's time budget (the regime study:
+    # KD and SKD still beat CE at 30 epochs with the full training set).
+    return {"mnist1d": {"fractions": (0.1, 0.25), "student_epochs": 30}}
+
+
+@dataclass(frozen=True)
+class SemiSupervisedSettings:
+    """Every setting of the few-label study that chapters 5 and 6 share (:data:`SEMI_SUPERVISED`).
+
+    ``settings.run(dataset)`` is ``semi_supervised(dataset, **settings.study_kwargs(dataset))``
+    plus a ``variant`` column (:data:`SEMI_VARIANTS`); ``settings.runs()`` concatenates every
+    dataset. Models and learning rates come from :func:`~skdtutor.config.setting_for`.
+    """
+
+    datasets: tuple = ("digits", "mnist1d")   # the datasets both chapters compare on
+    fractions: tuple = (0.05, 0.1, 0.25)      # share of the training labels kept
+    seeds: tuple = (0, 1, 2)                  # one student per seed and variant
+    T: float = 4.0                            # temperature of KD and SKD
+    gamma: float = 0.9                        # weight of the distillation term
+    multiplier: float = 2.0                   # SKD's multiplier m
+    teacher_steps: int = 300                  # optimizer steps of each few-label teacher
+    student_epochs: int | None = None         # None: each dataset's student epochs
+    per_dataset: dict = field(default_factory=_mnist1d_trim)  # dataset -> settings it overrides
+
+    def replace(self, **changes) -> "SemiSupervisedSettings":
+        """A copy with some settings changed (e.g. ``SEMI_SUPERVISED.replace(T=8.0)``)."""
+        return dataclasses.replace(self, **changes)
+
+    def study_kwargs(self, dataset: str) -> dict:
+        """The keyword arguments of :func:`semi_supervised` for ``dataset``."""
+        kw = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+              if f.name not in ("datasets", "per_dataset")}
+        return {**kw, **self.per_dataset.get(dataset, {})}
+
+    def run(self, dataset: str, **options) -> pd.DataFrame:
+        """:func:`semi_supervised` on ``dataset`` with these settings, plus ``variant``;
+        ``options`` are its non-scientific arguments (``device``, ``cache``, ``use_cache``)."""
+        runs = semi_supervised(dataset, **self.study_kwargs(dataset), **options)
+        keys = zip(runs["teacher_labels"], runs["targets"], runs["method"])
+        return runs.assign(variant=[SEMI_VARIANTS[k] for k in keys])
+
+    def runs(self, **options) -> pd.DataFrame:
+        """:meth:`run` on every dataset of :attr:`datasets`, one frame."""
+        return pd.concat([self.run(d, **options) for d in self.datasets], ignore_index=True)
+
+
+SEMI_SUPERVISED = SemiSupervisedSettings()  # the study of chapters 5 and 6
+
+# The results table of chapter 6: ``results_table(**RESULTS_TABLE, return_runs=True)``; its
+# command line (chapter 6 and the README) is ``python -m skdtutor results --dataset digits,mnist1d
+# --seeds 0,1,2 --temperatures 1,4,16`` (a test parses it and compares with these settings).
+RESULTS_TABLE = dict(datasets=("digits", "mnist1d"), seeds=(0, 1, 2), temperatures=(1.0, 4.0, 16.0))

@@ -63,3 +63,44 @@ def test_shared_settings_run_is_skd_study_with_those_settings(digits, monkeypatc
     assert set(study.select(method="skd", ce_on_raw=True)["T"]) == set(settings.ablation_temperatures)
     assert set(study.select(method="kd")["teacher"]) == {4, 8}
 
+
+
+def test_semi_supervised_settings_run_is_semi_supervised_with_those_settings(tmp_path):
+    settings = chapter_studies.SEMI_SUPERVISED.replace(
+        fractions=(0.1,), seeds=(0, 1), teacher_steps=4, student_epochs=2,
+        per_dataset={"mnist1d": {"fractions": (0.2, 0.3)}})
+    assert settings.study_kwargs("mnist1d")["fractions"] == (0.2, 0.3)
+    assert settings.study_kwargs("mnist1d")["student_epochs"] == 2 == settings.study_kwargs("digits")["student_epochs"]
+    runs = settings.run("digits", cache=tmp_path)
+    direct = chapter_studies.semi_supervised("digits", (0.1,), [0, 1], T=settings.T, gamma=settings.gamma,
+                                             multiplier=settings.multiplier, teacher_steps=4,
+                                             student_epochs=2, cache=tmp_path)
+    assert list(runs["test_acc"]) == list(direct["test_acc"])
+    named = {(r.teacher_labels, r.targets, r.method): r.variant for r in runs.itertuples()}
+    assert named == chapter_studies.SEMI_VARIANTS
+    # the book's settings: both chapters' datasets, at least 3 seeds, each dataset's own fractions
+    book = chapter_studies.SEMI_SUPERVISED
+    assert len(book.seeds) >= 3 and set(book.per_dataset) <= set(book.datasets)
+
+
+def test_results_command_of_chapter_6_and_readme_runs_the_results_table_settings():
+    import json
+    import re
+    import shlex
+    from pathlib import Path
+
+    from skdtutor.__main__ import build_parser
+    from skdtutor.studies import RESULT_METHODS
+
+    repo = Path(__file__).resolve().parents[1]
+    nb = json.loads((repo / "book" / "06_results_at_a_glance.ipynb").read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    (command,) = re.findall(r'^COMMAND = "(python -m skdtutor results[^"]*)"', code, flags=re.M)
+    assert command in (repo / "README.md").read_text()
+    args = build_parser().parse_args(shlex.split(command)[3:])
+    settings = chapter_studies.RESULTS_TABLE
+    assert args.dataset == list(settings["datasets"]) and args.seeds == list(settings["seeds"])
+    assert [float(t) for t in args.temperatures] == list(settings["temperatures"])
+    assert args.methods == list(RESULT_METHODS) and args.dice_temperatures is None
+    assert args.teacher_epochs is None and args.student_epochs is None  # the SETTINGS defaults
+    assert (args.gamma, args.multiplier) == (0.9, 2.0)
