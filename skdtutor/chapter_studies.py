@@ -21,6 +21,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -29,7 +30,7 @@ from . import data as data_mod
 from .losses import CE, KD, SKD, DiceKD
 from .models import count_parameters
 from .runs import Member, plan, run_students
-from .stats import select
+from .stats import seed_values, select
 from .studies import seed_list
 from .teachers import default_teacher, get_teacher, hard_targets, subset_teacher
 from .config import setting_for
@@ -60,6 +61,22 @@ class SKDStudy:
         ``study.select(method="kd", teacher=32)``; ``None`` matches NaN/None, a list any of its items.
         """
         return select(self.runs, **conditions)
+
+    def rows(self, method: str, **where) -> pd.DataFrame:
+        """The students of ``method`` in the study's main comparison, one row per seed and
+        temperature: KD, SKD and Dice from the default-width teacher, SKD at the study's
+        multiplier with the label term on projected logits (``ce`` has no teacher).
+        ``where`` overrides or adds conditions: ``rows("skd", teacher=8, T=4)``,
+        ``rows("skd", multiplier=0.5)``, ``rows("skd", ce_on_raw=True)``."""
+        base = {} if method == "ce" else {"teacher": self.default_width}
+        if method == "skd":
+            base.update(multiplier=self.settings["multiplier"], ce_on_raw=False)
+        return select(self.runs, method=method, **{**base, **where})
+
+    def values(self, method: str, value: str = "test_acc", **where) -> np.ndarray:
+        """Per-seed ``value`` (ordered by seed) of :meth:`rows`; ``where`` must pick one row
+        per seed (e.g. give ``T``): ``study.values("kd", T=4)``."""
+        return seed_values(self.rows(method, **where), value)
 
 
 def _skd_plan(d, widths, temperatures, T, gamma, multiplier, multipliers, ablation):

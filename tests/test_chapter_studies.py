@@ -104,3 +104,27 @@ def test_results_command_of_chapter_6_and_readme_runs_the_results_table_settings
     assert args.methods == list(RESULT_METHODS) and args.dice_temperatures is None
     assert args.teacher_epochs is None and args.student_epochs is None  # the SETTINGS defaults
     assert (args.gamma, args.multiplier) == (0.9, 2.0)
+
+
+def test_rows_and_values_default_to_the_main_comparison(digits, monkeypatch, tmp_path):
+    s = config.SETTINGS["digits"]
+    small = dataclasses.replace(s, teacher=s.teacher.replace(width=8),
+                                teacher_train=s.teacher_train.replace(epochs=1),
+                                student=s.student.replace(width=8),
+                                student_train=s.student_train.replace(epochs=1))
+    monkeypatch.setitem(config.SETTINGS, "digits", small)
+    study = chapter_studies.SKD_STUDY.replace(seeds=(0, 1), temperatures=(1, 4), multipliers=(1, 2),
+                                              teacher_widths=(4,)).run(digits, cache=tmp_path)
+    runs = study.runs
+    # the same rows picked by hand from the full table
+    skd = runs[(runs["method"] == "skd") & (runs["teacher"] == 8) & (runs["multiplier"] == 2.0)
+               & (runs["ce_on_raw"] == False) & (runs["T"] == 4.0)].sort_values("seed")  # noqa: E712
+    assert list(study.values("skd", T=4.0)) == list(skd["test_acc"])
+    assert len(study.rows("skd")) == 2 * 2                      # 2 temperatures x 2 seeds
+    assert set(study.rows("skd", multiplier=1.0)["T"]) == {4.0}  # the multiplier sweep sits at T
+    assert set(study.rows("kd", teacher=4)["teacher"]) == {4}
+    assert len(study.rows("ce")) == 2 and study.rows("ce")["teacher"].isna().all()
+    raw = runs[(runs["method"] == "skd") & (runs["ce_on_raw"] == True)].sort_values("seed")  # noqa: E712
+    assert list(study.values("skd", ce_on_raw=True)) == list(raw["test_acc"])
+    with pytest.raises(ValueError):
+        study.values("kd")                                      # several temperatures per seed
