@@ -17,7 +17,8 @@ import pandas as pd
 
 __all__ = ["seed_summary", "mean_pm_std", "format_table", "select", "seed_values",
            "compare_to_noise", "noise_phrase", "claim_verdict", "overall_verdict",
-           "compare_runs", "beats", "select_per_seed", "best_setting", "on_cases", "verdicts_phrase"]
+           "compare_runs", "beats", "select_per_seed", "best_setting", "on_cases", "verdicts_phrase",
+           "overall_effect"]
 
 
 def seed_summary(runs: pd.DataFrame, by: Sequence[str] = ("method", "T"), value: str = "test_acc"):
@@ -182,3 +183,22 @@ def verdicts_phrase(verdicts: Mapping[str, str], noun: str = "dataset") -> str:
         verdict = next(iter(groups))
         return f"{verdict} on {on_cases(dict.fromkeys(verdicts, True), noun)}"
     return ", ".join(f"{v} on " + " and ".join(f"`{n}`" for n in names) for v, names in groups.items())
+
+
+def overall_effect(verdicts) -> str:
+    """One word for several noise-rule verdicts of "a against b" (one per case): ``"helps"``
+    (all better), ``"hurts"`` (all worse), ``"neither helps nor hurts"`` (all within noise),
+    ``"helps in part"`` (some better, none worse), ``"does not help"`` (some worse, none
+    better) or ``"gives mixed results"`` (some better and some worse)."""
+    found = set(verdicts.values() if isinstance(verdicts, Mapping) else verdicts)
+    if not found:
+        raise ValueError("no cases")
+    if {"better", "worse"} <= found:
+        return "gives mixed results"
+    if found == {"better"}:
+        return "helps"
+    if found == {"worse"}:
+        return "hurts"
+    if found == {"within noise"}:
+        return "neither helps nor hurts"
+    return "helps in part" if "better" in found else "does not help"

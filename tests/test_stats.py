@@ -141,3 +141,15 @@ def test_on_cases_and_verdicts_phrase():
         "worse on `digits`, better on `mnist1d`"
     with pytest.raises(ValueError):
         stats.verdicts_phrase({})
+
+
+def test_overall_effect_covers_every_mix_of_verdicts():
+    cases = {("better", "better"): "helps", ("worse", "worse"): "hurts",
+             ("within noise", "within noise"): "neither helps nor hurts",
+             ("better", "within noise"): "helps in part", ("within noise", "worse"): "does not help",
+             ("better", "worse"): "gives mixed results", ("worse", "within noise", "better"): "gives mixed results"}
+    for verdicts, word in cases.items():
+        assert stats.overall_effect(list(verdicts)) == word
+        assert stats.overall_effect({f"case {k}": v for k, v in enumerate(verdicts)}) == word
+    with pytest.raises(ValueError):
+        stats.overall_effect({})
