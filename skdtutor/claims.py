@@ -34,7 +34,7 @@ import pandas as pd
 from .stats import claim_verdict, compare_to_noise, overall_verdict, select
 
 __all__ = ["REF", "BEST", "Arm", "Claim", "CLAIMS", "claim", "skd_study_rows", "case_table",
-           "claim_table", "quote", "listing"]
+           "claim_table", "quote", "listing", "case_list"]
 
 REF = "ref"    # T = the reference temperature of the table (claim_table's T_ref)
 BEST = "best"  # T = the temperature with the best mean test accuracy (on the test set)
@@ -219,3 +219,13 @@ def quote(table: pd.DataFrame, key: str) -> str:
 def listing(table: pd.DataFrame, verdict: str) -> str:
     """The short names of the claims with this verdict, ``"; "``-joined, or ``"none"``."""
     return "; ".join(table.loc[table["verdict"] == verdict, "short"]) or "none"
+
+
+def case_list(cases: pd.DataFrame, code: bool = True) -> str:
+    """Markdown naming some rows of a :func:`case_table`, e.g. ``"`digits` at 5 % (KD);
+    `mnist1d` at 10 % (SKD)"``, ``"; "``-joined, or ``"none"`` (``code``: names as code)."""
+    def name(r):
+        where = f"`{r.dataset}`" if code else str(r.dataset)
+        where += "" if pd.isna(r.fraction) else f" at {100 * float(r.fraction):g} %"
+        return where + (f" ({r.variant})" if r.variant else "")
+    return "; ".join(name(r) for r in cases.itertuples()) or "none"

@@ -190,3 +190,13 @@ def test_skd_study_rows_keep_the_default_teacher_and_multiplier():
         ])
     kept = claims.skd_study_rows(Study())
     assert kept[["method", "teacher"]].fillna(0).values.tolist() == [["ce", 0], ["kd", 32], ["skd", 32], ["dice", 32]]
+
+
+def test_case_list_names_the_cases(semi, results):
+    cases = claims.case_table(semi=semi)
+    ce = cases[cases["key"] == "unlabelled"]
+    expected = "; ".join(f"`alpha` at {100 * f:g} % ({v})" for f, v in zip(ce["fraction"], ce["variant"]))
+    assert claims.case_list(ce) == expected
+    assert claims.case_list(ce.iloc[:0]) == "none"
+    plain = claims.case_table(results=results)
+    assert claims.case_list(plain[plain["key"] == "kd_vs_ce"], code=False) == "alpha; beta"
