@@ -2,7 +2,8 @@
 
 :func:`set_style` is called at the top of every chapter; :func:`temperature_grid` is the
 static view of softened distributions; :func:`legend_outside`, :func:`ce_band` and
-:func:`errorbar_lines` draw what the chapters repeat; :func:`glue` and :func:`glue_words`
+:func:`errorbar_lines` draw what the chapters repeat; :func:`kd_pipeline` is the schematic of
+the KD objective; :func:`glue` and :func:`glue_words`
 put numbers and number-chosen words into the text.
 
 The constants of the style (column width, colours, line styles, :func:`figsize`,
@@ -25,7 +26,8 @@ from .style import (COLORS, COLUMN_PX, FIGURE_DPI, FONT_PT, METHOD_COLORS, METHO
 
 __all__ = ["set_style", "COLUMN_PX", "FIGURE_DPI", "figsize", "COLORS", "METHOD_COLORS", "METHOD_STYLES",
            "method_color", "method_style", "class_colors", "legend_outside", "ce_band", "temperature_grid",
-           "errorbar_lines", "glue", "glue_words", "softmax_explorer", "SoftmaxExplorer", "show_input"]
+           "errorbar_lines", "glue", "glue_words", "softmax_explorer", "SoftmaxExplorer", "show_input",
+           "kd_pipeline"]
 
 
 def set_style() -> None:
@@ -208,3 +210,50 @@ def show_input(x, ax=None, title: str | None = None):
     if title:
         ax.set_title(title)
     return ax
+
+
+def kd_pipeline(ax=None):
+    """Schematic of the KD objective, boxes and arrows at the column's width: the frozen teacher's
+    and the student's logits softened by ``T`` feed ``T² KL``, the student's plain softmax and the
+    label feed the cross-entropy, and ``γ`` mixes the two. Colours as everywhere: teacher brown,
+    the distillation path KD blue, the label path CE grey, the label the true-class colour.
+    Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize("one", height=2.7))
+    ax.set(xlim=(-0.3, 10.05), ylim=(-0.75, 5.35))
+    ax.axis("off")
+    box = {}
+
+    def node(key, xy, text, color):
+        box[key] = ax.text(*xy, text, ha="center", va="center", fontsize=9, color="#222", zorder=3,
+                           bbox={"boxstyle": "round,pad=0.45", "fc": color + "26", "ec": color, "lw": 1.4})
+
+    def arrow(a, b, color, label=None, above=True):
+        ann = ax.annotate("", xy=(0, 0.5), xycoords=box[b], xytext=(1, 0.5), textcoords=box[a], zorder=2,
+                          arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.3, "shrinkA": 2, "shrinkB": 2})
+        if label:
+            ax.annotate(label, xy=(0.5, 0.5), xycoords=ann.arrow_patch, fontsize=9, color=color,
+                        ha="left", va="bottom" if above else "top",
+                        xytext=(6, 4) if above else (6, -4), textcoords="offset points")
+
+    c = COLORS
+    node("x", (0.55, 2.6), "input\n$x$", c["ce"])
+    node("teacher", (2.2, 4.6), "teacher\n(frozen)", c["teacher"])
+    node("student", (2.2, 1.6), "student", c["kd"])
+    node("pt", (4.7, 4.6), "soften by $T$\n$p^t = \\mathrm{softmax}(t/T)$", c["teacher"])
+    node("ps", (4.7, 2.9), "soften by $T$\n$p^s = \\mathrm{softmax}(s/T)$", c["kd"])
+    node("p1", (4.7, 1.2), "$\\mathrm{softmax}(s)$", c["ce"])
+    node("y", (4.7, -0.1), "label $y$", c["true"])
+    node("kl", (7.1, 3.75), "$T^2\\,\\mathrm{KL}(p^t \\,\\|\\, p^s)$", c["kd"])
+    node("ce", (7.1, 0.55), "$-\\log p^s_y(1)$\n(CE)", c["ce"])
+    node("mix", (9.3, 2.15), "loss\n$\\mathcal{L}$", c["kd"])
+    for a, b, col in (("x", "teacher", c["teacher"]), ("x", "student", c["kd"]), ("teacher", "pt", c["teacher"]),
+                      ("student", "ps", c["kd"]), ("student", "p1", c["ce"]), ("pt", "kl", c["teacher"]),
+                      ("ps", "kl", c["kd"]), ("p1", "ce", c["ce"]), ("y", "ce", c["true"])):
+        arrow(a, b, col)
+    arrow("kl", "mix", c["kd"], "$\\times\\,\\gamma$")
+    arrow("ce", "mix", c["ce"], "$\\times\\,(1-\\gamma)$", above=False)
+    ax.figure.subplots_adjust(left=0.015, right=0.985, bottom=0.04, top=0.96)  # + the 0.1 in pad: the column
+    return ax.figure

@@ -224,3 +224,26 @@ def test_class_colors():
     assert viz.class_colors(2, None, base="skd") == [viz.COLORS["skd"]] * 2
     with pytest.raises(ValueError):
         viz.class_colors(3, 3)
+
+
+def test_kd_pipeline_names_every_term_and_fits_the_column(tmp_path):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    viz.set_style()
+    fig = viz.kd_pipeline()
+    try:
+        texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+        for part in ("teacher", "student", "soften by $T$", "KL", "CE", "label $y$", "\\gamma", "(1-\\gamma)"):
+            assert part in texts, part
+        # Boxes: teacher in the teacher's colour, the label in the true-class colour.
+        edge = {t.get_text().split("\n")[0]: matplotlib.colors.to_hex(t.get_bbox_patch().get_edgecolor())
+                for t in fig.axes[0].texts if t.get_bbox_patch() is not None}
+        assert edge["teacher"] == viz.COLORS["teacher"].lower() and edge["label $y$"] == viz.COLORS["true"].lower()
+        arrows = [a for a in fig.axes[0].texts if getattr(a, "arrow_patch", None) is not None]
+        assert len(arrows) == 11
+        fig.savefig(tmp_path / "kd.png")
+        width, _ = Image.open(tmp_path / "kd.png").size
+        assert viz.COLUMN_PX - 20 <= width <= viz.COLUMN_PX
+    finally:
+        plt.close(fig)
