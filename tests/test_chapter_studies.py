@@ -128,3 +128,11 @@ def test_rows_and_values_default_to_the_main_comparison(digits, monkeypatch, tmp
     assert list(study.values("skd", ce_on_raw=True)) == list(raw["test_acc"])
     with pytest.raises(ValueError):
         study.values("kd")                                      # several temperatures per seed
+
+
+def test_chapter_3_runs_the_shared_settings():
+    import json
+    from pathlib import Path
+    nb = json.loads((Path(__file__).parents[1] / "book" / "03_spherical_kd.ipynb").read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert "SKD_STUDY" in code and "skd_study(" not in code
