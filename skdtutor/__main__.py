@@ -46,19 +46,61 @@ def _datasets(text: str) -> list[str]:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
     return value
 
 
-def _seeds(text: str):
-    if "," in text:
-        return [int(v) for v in text.split(",") if v.strip()]
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("--seeds must be >= 1 (a count) or a comma-separated list")
+def _epochs(text: str) -> int:
+    from .config import MAX_EPOCHS
+
+    value = _positive_int(text)
+    if value > MAX_EPOCHS:
+        raise argparse.ArgumentTypeError(f"{text} epochs is above the limit of {MAX_EPOCHS}; pass fewer")
     return value
+
+
+def _seeds(text: str):
+    from .studies import seed_list
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()] if "," in text else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or comma-separated integers, got {text!r}") \
+            from None
+    try:
+        seed_list(values)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--seeds {text}: {exc}") from None
+    return values
+
+
+def _check_csv(path) -> None:
+    """A ValueError unless ``path`` can be written: its folder exists and is writable, and
+    it is not a folder itself (checked before training, so no run is lost)."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ValueError(f"--csv {str(path)!r} is a folder; pass a file name such as {str(path / 'runs.csv')!r}")
+    if not folder.is_dir():
+        raise ValueError(f"--csv {str(path)!r}: folder {str(folder)!r} does not exist; create it or "
+                         "pass another path")
+    if (path.exists() and not os.access(path, os.W_OK)) or not os.access(folder, os.W_OK):
+        raise ValueError(f"--csv {str(path)!r} is not writable; pass a path in a folder you can write to")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line (the problem and where to look)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     methods = ", ".join(_method_names())
 
-    parser = argparse.ArgumentParser(prog="python -m skdtutor",
+    parser = _Parser(prog="python -m skdtutor",
                                      description="Knowledge distillation experiments from the skdtutor book.")
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser(
@@ -117,14 +159,15 @@ def _results_parser(sub, datasets, methods):
 def _add_common_options(p) -> None:
     """Options shared by ``compare`` and ``results``."""
     p.add_argument("--seeds", type=_seeds, default=3,
-                   help="number of student seeds (0..N-1), or a comma-separated list of seeds")
-    p.add_argument("--gamma", type=float, default=0.9, help="weight of the distillation term")
-    p.add_argument("--multiplier", type=float, default=2.0, help="SKD sphere multiplier")
-    p.add_argument("--teacher-epochs", type=_positive_int, default=None,
+                   help="number of student seeds (0..N-1), or a comma-separated list of distinct seeds")
+    p.add_argument("--gamma", type=float, default=0.9, help="weight of the distillation term, in [0, 1]")
+    p.add_argument("--multiplier", type=float, default=2.0,
+                   help="SKD sphere multiplier, in [0.01, 1000] (skdtutor.losses.MULTIPLIER_RANGE)")
+    p.add_argument("--teacher-epochs", type=_epochs, default=None,
                    help="teacher epochs (default: the dataset's setting)")
-    p.add_argument("--student-epochs", type=_positive_int, default=None,
+    p.add_argument("--student-epochs", type=_epochs, default=None,
                    help="student epochs (default: the dataset's setting)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--root", default=None, help="folder for torchvision datasets")
     p.add_argument("--cache-dir", default=None,
                    help="folder for cached teachers and students (default $SKDTUTOR_CACHE or "
@@ -143,18 +186,34 @@ def _add_common_options(p) -> None:
                         "models; default: torch's choice)")
 
 
-def _results(args) -> int:
+def _results(args):
     from .studies import results_table
 
-    start = time.perf_counter()
-    try:
-        table, runs = results_table(args.dataset, seeds=args.seeds, temperatures=args.temperatures,
-                                    methods=args.methods, return_runs=True, **_run_kwargs(args))
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    _report(table, runs, ["dataset", "method", "T", "test_acc", "n"], args.csv, start)
-    return 0
+    table, runs = results_table(args.dataset, seeds=args.seeds, temperatures=args.temperatures,
+                                methods=args.methods, return_runs=True, **_run_kwargs(args))
+    return table, runs, ["dataset", "method", "T", "test_acc", "n"]
+
+
+def _compare(args):
+    from .stats import format_table, seed_summary
+    from .studies import compare
+
+    runs = compare(args.dataset, teacher=args.teacher, student=args.student, methods=args.methods,
+                   temperatures=args.temperatures, seeds=args.seeds,
+                   teacher_width=args.teacher_width, student_width=args.student_width,
+                   **_run_kwargs(args))
+    first = runs.iloc[0]
+    table = format_table(seed_summary(runs)).assign(
+        **{k: first[k] for k in ("dataset", "teacher", "teacher_params", "teacher_test_acc",
+                                 "student", "student_params")})
+    return table, runs, ["method", "T", "test_acc", "n"]
+
+
+def _fail(command: str, message, status: int) -> int:
+    """One line on stderr, no traceback."""
+    text = " ".join(str(message).split())
+    print(f"python -m skdtutor {command}: error: {text}", file=sys.stderr)
+    return status
 
 
 def _report(table, runs, columns, csv, start) -> None:
@@ -166,6 +225,11 @@ def _report(table, runs, columns, csv, start) -> None:
               f"({first['student_params']:,} params)")
     print(table[columns].rename(
         columns={"test_acc": "test acc % (mean ± std)", "n": "seeds"}).to_string(index=False))
+    from .studies import diverged_note
+
+    note = diverged_note(runs)
+    if note:
+        print(f"warning: {note}")
     if csv:
         runs.to_csv(csv, index=False)
         print(f"wrote {len(runs)} runs to {csv}")
@@ -184,30 +248,28 @@ def _run_kwargs(args) -> dict:
 
 
 def main(argv=None) -> int:
+    """Run the CLI. A user mistake exits with status 2 and one line naming it (no traceback),
+    found before anything trains; a diverged teacher with status 1; Ctrl-C with 130 (the
+    cache then holds complete entries only)."""
     args = build_parser().parse_args(argv)
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    if args.command == "results":
-        return _results(args)
-    from .stats import format_table, seed_summary
-    from .studies import compare
+    from .steps import DivergedError
 
     start = time.perf_counter()
     try:
-        runs = compare(args.dataset, teacher=args.teacher, student=args.student, methods=args.methods,
-                       temperatures=args.temperatures, seeds=args.seeds,
-                       teacher_width=args.teacher_width, student_width=args.student_width,
-                       **_run_kwargs(args))
+        if args.csv:
+            _check_csv(args.csv)
+        if args.threads is not None:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        table, runs, columns = (_results if args.command == "results" else _compare)(args)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    first = runs.iloc[0]
-    table = format_table(seed_summary(runs)).assign(
-        **{k: first[k] for k in ("dataset", "teacher", "teacher_params", "teacher_test_acc",
-                                 "student", "student_params")})
-    _report(table, runs, ["method", "T", "test_acc", "n"], args.csv, start)
+        return _fail(args.command, exc, 2)
+    except DivergedError as exc:
+        return _fail(args.command, exc, 1)
+    except KeyboardInterrupt:
+        return _fail(args.command, "interrupted; cached entries are complete or absent, rerun to go on", 130)
+    _report(table, runs, columns, args.csv, start)
     return 0
 
 

@@ -1,33 +1,60 @@
 """The one on-disk cache of the package: teachers, snapshots, student runs, study rows.
 
 An entry is a file under :func:`cache_dir` whose name is a hash of its key (any
-``repr``-able tuple), of :data:`SCHEMA_VERSION` and of the device type the
-numbers were computed on. Entries hold plain containers only (tensors, numbers,
-strings, lists, dicts; a DataFrame as :func:`frame_to_dict`) and are read with
-``torch.load(..., weights_only=True)``, so loading a cache file runs no code.
+``repr``-able tuple), of :data:`SCHEMA_VERSION`, of the code that computed it
+(this package's and torch's versions) and of the device type the numbers were
+computed on. Its guarantees:
 
-* :func:`entry_path` — where an entry lives;
-* :func:`load` — the stored object, or None when the file is missing or damaged
-  (a damaged file warns once, naming it, and the caller recomputes);
-* :func:`save` — atomic: a temporary file in the same folder, then ``os.replace``.
+* **No code runs on load.** Entries hold plain containers only (tensors, numbers,
+  strings, lists, dicts; a DataFrame as :func:`frame_to_dict`) and are read with
+  ``torch.load(..., weights_only=True)``: a planted pickle is refused, never run.
+* **Integrity.** The file starts with a header, ``MAGIC``, the payload's length and
+  its SHA-256, then the payload (what ``torch.save`` wrote). :func:`read` checks
+  all three before unpickling anything.
+* **Atomic writes.** :func:`save` writes a temporary file in the same folder, then
+  ``os.replace``: a reader (another process included) sees the old entry, the new
+  one or none, never half of one, even when the writer is killed mid-save. Two runs
+  writing one entry at once both write complete files; the last rename wins.
+* **Damage is recomputed.** :func:`load` returns None for a missing entry and for
+  a damaged one (unreadable, wrong checksum, refused by ``weights_only``, or
+  rejected by the caller's ``validate``, e.g. a state dict that does not fit the
+  model): it warns once, naming the file, and the caller recomputes and replaces it.
+
+:func:`read` is the strict form (raises :class:`DamagedEntry`), used for checkpoints.
+:func:`check_writable` fails early, before any training, when the folder cannot
+hold entries.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import struct
 import tempfile
+import time
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
 
-__all__ = ["SCHEMA_VERSION", "cache_dir", "entry_path", "load", "save", "frame_to_dict",
-           "frame_from_dict", "tensor_digest"]
+__all__ = ["SCHEMA_VERSION", "DamagedEntry", "cache_dir", "check_writable", "entry_path", "read",
+           "load", "save", "frame_to_dict", "frame_from_dict", "tensor_digest"]
 
-SCHEMA_VERSION = 2  # bump when the layout of any entry changes: old entries are then never read
+# Bump when the layout of any entry changes: old entries are then never read.
+# 3: checksummed header; package and torch versions in the key.
+SCHEMA_VERSION = 3
+
+MAGIC = b"SKDTCACHE1\n"
+_HEADER = struct.Struct(">Q32s")  # payload length, SHA-256 of the payload
+_STALE_TMP_S = 3600  # temporary files of a killed writer older than this are removed by save()
 
 _WARNED: set[str] = set()
+
+
+class DamagedEntry(ValueError):
+    """A cache entry or checkpoint that cannot be trusted (its message names the file)."""
 
 
 def cache_dir(path=None) -> Path:
@@ -37,45 +64,134 @@ def cache_dir(path=None) -> Path:
     return Path(os.environ.get("SKDTUTOR_CACHE", Path.home() / ".cache" / "skdtutor"))
 
 
+def check_writable(cache=None) -> Path:
+    """The cache folder, created if needed; a ValueError naming it when it cannot hold entries
+    (a file, an unwritable folder). Call it before training so no work is lost."""
+    folder = cache_dir(cache)
+    fix = "pass another folder (--cache-dir / cache=) or turn the cache off (--no-cache / use_cache=False)"
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"cache folder {str(folder)!r} is a file, not a folder; {fix}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"cache folder {str(folder)!r} is not writable ({exc.strerror or exc}); "
+                         f"{fix}") from None
+    return folder
+
+
+def _code_version() -> tuple:
+    from . import __version__
+
+    return (__version__, ".".join(torch.__version__.split("+")[0].split(".")[:2]))
+
+
 def entry_path(kind: str, key, cache=None, device="auto") -> Path:
     """The file of entry ``key`` of ``kind`` (``"teacher"``, ``"students"``, ...).
 
-    The file name hashes ``(SCHEMA_VERSION, kind, device type, key)``: results
-    computed on a GPU never stand in for CPU ones.
+    The file name hashes ``(SCHEMA_VERSION, code version, kind, device type, key)``:
+    results of older code, or computed on a GPU, never stand in for current CPU ones.
     """
-    from .train import resolve_device
+    from .steps import resolve_device
 
-    text = repr((SCHEMA_VERSION, kind, resolve_device(device).type, key))
+    text = repr((SCHEMA_VERSION, _code_version(), kind, resolve_device(device).type, key))
     return cache_dir(cache) / f"{kind}-{hashlib.sha1(text.encode()).hexdigest()[:20]}.pt"
 
 
-def load(path):
-    """The object stored at ``path``; None when it is missing or cannot be read (warned once)."""
+def _encode(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    payload = buffer.getvalue()
+    return MAGIC + _HEADER.pack(len(payload), hashlib.sha256(payload).digest()) + payload
+
+
+def read(path, what: str = "cache entry"):
+    """The object stored at ``path`` by :func:`save`; :class:`DamagedEntry` (naming the file)
+    when it is empty, truncated, altered, not written by :func:`save`, or would run code."""
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise DamagedEntry(f"{what} {str(path)!r} cannot be read ({exc.strerror or exc})") from None
+    head = len(MAGIC) + _HEADER.size
+    if len(blob) < head or not blob.startswith(MAGIC):
+        raise DamagedEntry(f"{what} {str(path)!r} is empty, truncated or not a skdtutor file "
+                           f"({len(blob)} bytes)")
+    length, digest = _HEADER.unpack(blob[len(MAGIC):head])
+    payload = blob[head:]
+    if len(payload) != length:
+        raise DamagedEntry(f"{what} {str(path)!r} is truncated ({len(payload)} of {length} bytes)")
+    if hashlib.sha256(payload).digest() != digest:
+        raise DamagedEntry(f"{what} {str(path)!r} fails its checksum (the file was altered)")
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - weights_only refusal or a corrupt archive
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DamagedEntry(f"{what} {str(path)!r} holds something other than plain tensors and "
+                           f"containers, refused unread ({type(exc).__name__}: {reason[:200]})") from None
+
+
+def warn_damaged(path, reason: str) -> None:
+    """Warn once per file that a cache entry is ignored and will be recomputed."""
+    if str(path) not in _WARNED:
+        _WARNED.add(str(path))
+        warnings.warn(f"ignoring damaged cache entry {path} ({reason}); it will be recomputed "
+                      "and replaced", RuntimeWarning, stacklevel=3)
+
+
+def load(path, validate: Callable | None = None):
+    """The object stored at ``path``; None when it is missing or damaged (warned once).
+
+    ``validate(obj)`` may check that the entry fits its use (shapes, keys) and
+    raise any exception when it does not: the entry is then treated as damaged.
+    It may also return a converted object (returning None keeps ``obj``).
+    """
     path = Path(path)
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable entry is recomputed
-        if str(path) not in _WARNED:
-            _WARNED.add(str(path))
-            warnings.warn(f"ignoring damaged cache entry {path} ({type(exc).__name__}: {exc}); "
-                          "it will be recomputed", RuntimeWarning, stacklevel=2)
-        return None
+        obj = read(path)
+        if validate is not None:
+            converted = validate(obj)
+            obj = obj if converted is None else converted
+        return obj
+    except DamagedEntry as exc:
+        warn_damaged(path, str(exc).replace(f"cache entry {str(path)!r} ", ""))
+    except Exception as exc:  # noqa: BLE001 - the entry does not fit: recompute it
+        warn_damaged(path, f"does not fit: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                     if str(exc) else type(exc).__name__)
+    return None
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporary files of writers killed mid-save (SIGKILL leaves them behind)."""
+    now = time.time()
+    for tmp in path.parent.glob(path.name + ".*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > _STALE_TMP_S:
+                tmp.unlink()
+        except OSError:
+            pass
 
 
 def save(path, obj) -> None:
-    """Write ``obj`` to ``path`` atomically (never a half-written entry)."""
+    """Write ``obj`` to ``path`` atomically (never a half-written entry), with its checksum."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    blob = _encode(obj)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _remove_stale_temporaries(path)
 
 
 def frame_to_dict(frame: pd.DataFrame) -> dict:

@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["TrainConfig", "train_config", "ModelSpec", "Setting", "SETTINGS", "setting_for"]
+__all__ = ["TrainConfig", "train_config", "ModelSpec", "Setting", "SETTINGS", "setting_for",
+           "MAX_EPOCHS", "check_device"]
+
+# An upper bound on epochs: the book's runs use at most a few hundred; a larger
+# count is almost always a typo (an extra zero), and would run for days.
+MAX_EPOCHS = 10_000
 
 
 def _positive_int(name: str, value, fix: str) -> None:
@@ -27,11 +32,25 @@ def _positive_int(name: str, value, fix: str) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}; {fix}")
 
 
+def check_device(device) -> None:
+    """A ValueError unless ``device`` is ``"auto"``, a torch device string (``"cpu"``,
+    ``"cuda"``, ``"cuda:1"``, ...) or a ``torch.device``. Whether a GPU is there is
+    checked when the device is used (:func:`skdtutor.steps.resolve_device`)."""
+    if device is None or device == "auto" or isinstance(device, torch.device):
+        return
+    try:
+        ok = isinstance(device, str) and torch.device(device) is not None
+    except (RuntimeError, ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train one model: Adam with a constant learning rate, batched by index."""
 
-    epochs: int = 30            # passes over the training split
+    epochs: int = 30            # passes over the training split, 1 .. MAX_EPOCHS
     lr: float = 1e-3            # Adam learning rate, > 0
     weight_decay: float = 0.0   # Adam (L2) weight decay, >= 0
     batch_size: int = 128       # samples per optimizer step
@@ -42,6 +61,9 @@ class TrainConfig:
 
     def __post_init__(self):
         _positive_int("epochs", self.epochs, "pass epochs=1 or more")
+        if self.epochs > MAX_EPOCHS:
+            raise ValueError(f"epochs={self.epochs} is above the limit of {MAX_EPOCHS} "
+                             "(skdtutor.config.MAX_EPOCHS); pass fewer epochs")
         _positive_int("batch_size", self.batch_size, "pass batch_size=1 or more")
         _positive_int("eval_every", self.eval_every, "pass eval_every=epochs to evaluate only at the end")
         if self.threads is not None:
@@ -54,8 +76,7 @@ class TrainConfig:
             if not ok or (value <= 0 if low is None else value < low):
                 rule = "a finite number > 0" if low is None else "a finite number >= 0"
                 raise ValueError(f"{name} must be {rule}, got {value!r}")
-        if not isinstance(self.device, (str, torch.device)):
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {self.device!r}")
+        check_device(self.device)
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with ``changes`` applied (validated again); unknown names are a ValueError."""

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 __all__ = [
     "soften", "kd_loss", "sphere", "skd_loss", "soft_dice", "dice_loss", "dice3",
     "DistillLoss", "CE", "KD", "SKD", "DiceKD", "make_loss", "METHODS",
-    "check_pair", "check_labels", "check_temperature",
+    "check_pair", "check_labels", "check_temperature", "check_gamma", "check_multiplier",
+    "TEMPERATURE_RANGE", "MULTIPLIER_RANGE",
 ]
 
 
@@ -61,9 +62,30 @@ def _is_real(x) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
+# What float32 logits survive. The trainers compute in float32 (largest value 3.4e38 =
+# exp(88.7), smallest normal 1.2e-38 = exp(-87.3), relative rounding eps = 1.2e-7) on
+# logits whose gaps are typically 1 to 100 (up to 1e3 for skdtutor.teachers.hard_targets).
+# * T >= 1e-2: below it softmax(z / T) is already one-hot to float32 precision for any logit
+#   gap >= 1 (exp(-1 / 1e-2) = exp(-100) underflows), so a smaller T changes nothing but moves
+#   z / T towards overflow (T = 1e-40 turns every logit into inf, and the loss into NaN).
+# * T <= 1e2: the KL of two nearly uniform distributions is a difference of log-probabilities
+#   that each carry a rounding error of about eps, and the loss multiplies it by T^2: its
+#   float32 error is about eps * T^2 (measured in tests/test_losses.py), 1e-3 at T = 100
+#   (small next to a loss of order 1) but 0.1 at T = 1e3, and T^2 overflows at T = 1.8e19.
+# * multiplier in [1e-2, 1e3]: a projected row has entries within +-m sqrt(C - 1), so with
+#   T >= 1e-2 the softened logits stay within 1e5 sqrt(C - 1): far from overflow; a smaller
+#   m flattens every row towards the uniform distribution, a larger one only sharpens it
+#   further (the book's multipliers are 0.5 to 6, the paper's 1 to 10).
+TEMPERATURE_RANGE = (1e-2, 1e2)
+MULTIPLIER_RANGE = (1e-2, 1e3)
+
+
 def check_temperature(T) -> None:
-    if not _is_real(T) or not math.isfinite(float(T)) or float(T) <= 0:
-        raise ValueError(f"temperature T must be a finite number > 0, got {T!r}")
+    """A ValueError unless ``T`` is a number in :data:`TEMPERATURE_RANGE` (what float32 survives)."""
+    low, high = TEMPERATURE_RANGE
+    if not _is_real(T) or not math.isfinite(float(T)) or not low <= float(T) <= high:
+        raise ValueError(f"temperature T must be a number in [{low:g}, {high:g}] (the range float32 "
+                         f"logits survive; see skdtutor.losses.TEMPERATURE_RANGE), got {T!r}")
 
 
 def _check_gamma(gamma) -> None:
@@ -71,9 +93,22 @@ def _check_gamma(gamma) -> None:
         raise ValueError(f"gamma (weight of the distillation term) must lie in [0, 1], got {gamma!r}")
 
 
+def check_gamma(gamma) -> None:
+    """A ValueError unless ``gamma`` (the weight of the distillation term) lies in [0, 1]."""
+    _check_gamma(gamma)
+
+
+def check_multiplier(multiplier) -> None:
+    """A ValueError unless ``multiplier`` lies in :data:`MULTIPLIER_RANGE`."""
+    _check_multiplier(multiplier)
+
+
 def _check_multiplier(multiplier) -> None:
-    if not _is_real(multiplier) or not math.isfinite(float(multiplier)) or float(multiplier) <= 0:
-        raise ValueError(f"multiplier (radius of the sphere) must be a finite number > 0, got {multiplier!r}")
+    low, high = MULTIPLIER_RANGE
+    if not _is_real(multiplier) or not math.isfinite(float(multiplier)) or not low <= float(multiplier) <= high:
+        raise ValueError(f"multiplier (radius of the sphere) must be a number in [{low:g}, {high:g}] "
+                         f"(the range float32 logits survive; see skdtutor.losses.MULTIPLIER_RANGE), "
+                         f"got {multiplier!r}")
 
 
 def check_labels(labels, batch: int, classes: int) -> None:
@@ -172,7 +207,9 @@ def kd_loss(student_logits, teacher_logits, labels=None, T: float = 4.0, gamma: 
     The :math:`T^2` factor keeps the gradient of the soft term on the same scale
     as the hard term when ``T`` changes (its gradient shrinks like :math:`1/T^2`).
     With ``labels=None`` only the distillation term :math:`\gamma T^2 \mathrm{KL}`
-    remains: distillation on unlabelled data.
+    remains: distillation on unlabelled data. ``T`` must lie in
+    :data:`TEMPERATURE_RANGE` ``[1e-2, 1e2]``, what float32 logits survive (see the
+    comment there): outside it the loss is either no different, imprecise or NaN.
     """
     check_pair(student_logits, teacher_logits)
     check_temperature(T)
@@ -209,7 +246,9 @@ def skd_loss(student_logits, teacher_logits, labels=None, T: float = 4.0, gamma:
     the usual KD loss, which removes the teacher's excess confidence. As the
     paper's authors insist, the cross-entropy term is computed on the projected
     student logits too. ``ce_on_raw=True`` puts it on the raw student logits
-    instead; it exists only for the ablation in the book.
+    instead; it exists only for the ablation in the book. ``T`` must lie in
+    :data:`TEMPERATURE_RANGE` and ``multiplier`` in :data:`MULTIPLIER_RANGE`
+    (``[1e-2, 1e2]`` and ``[1e-2, 1e3]``, what float32 logits survive).
     """
     check_pair(student_logits, teacher_logits)
     check_temperature(T)
@@ -245,7 +284,7 @@ def dice_loss(student_logits, teacher_logits, labels=None, T: float = 4.0, gamma
             + (1-\gamma)\, \mathrm{CE}(s, y)
 
     with :math:`D` the soft Dice of :func:`soft_dice`. With ``labels=None`` only
-    the Dice term remains.
+    the Dice term remains. ``T`` must lie in :data:`TEMPERATURE_RANGE` ``[1e-2, 1e2]``.
     """
     check_pair(student_logits, teacher_logits)
     check_temperature(T)

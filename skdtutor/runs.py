@@ -15,16 +15,18 @@ and every training setting::
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Hashable, Iterable, Mapping, Sequence
 
 import pandas as pd
+import torch
 
 from . import cache as cache_mod
 from .config import ModelSpec, TrainConfig, train_config
 from .losses import DistillLoss
 from .models import count_parameters
-from .steps import predict, resolve_teacher
+from .steps import DivergedError, History, nan_metrics, predict, resolve_teacher
 from .sweep import SweepMember, distill_sweep, stackable
 from .train import distill
 
@@ -43,6 +45,10 @@ class Member:
 def plan(losses: Sequence[DistillLoss], seeds: Iterable[int], teacher: Hashable = None) -> list[Member]:
     """One member per (loss, seed), loss-major, all learning from ``teacher``."""
     seeds = [int(s) for s in seeds]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seeds {repeated} appear more than once; each seed is one independent run, "
+                         "so pass distinct seeds")
     return [Member(loss, seed, teacher) for loss in losses for seed in seeds]
 
 
@@ -76,6 +82,21 @@ def _cache_key(data, teachers, spec, cfg, members, labelled) -> tuple:
             None if labelled is None else cache_mod.tensor_digest(labelled.double()))
 
 
+def _stored_fits(stored, data, members) -> StudentRuns:
+    """A cached entry as StudentRuns; raises when it does not fit the plan or the data."""
+    rows, logits = cache_mod.frame_from_dict(stored["rows"]), stored["logits"]
+    if len(rows) != len(members) or len(logits) != len(members):
+        raise ValueError(f"{len(rows)} rows and {len(logits)} logits for a plan of {len(members)}")
+    for item in logits:
+        for split in ("val", "test"):
+            n = len(getattr(data, f"y_{split}"))
+            t = item[split]
+            if not isinstance(t, torch.Tensor) or t.shape != (n, data.num_classes):
+                raise ValueError(f"{split} logits of shape {tuple(getattr(t, 'shape', ()))}, "
+                                 f"expected ({n}, {data.num_classes})")
+    return StudentRuns(rows, logits, None)
+
+
 def _train(data, teachers, spec, cfg, members, labelled, batched, progress):
     """The members' histories, stacked when possible (the same numbers either way)."""
     keys = list(teachers)
@@ -87,9 +108,16 @@ def _train(data, teachers, spec, cfg, members, labelled, batched, progress):
     histories = []
     for m in members:
         model = spec.build(data, seed=m.seed)
-        histories.append(distill(model, None if m.teacher is None else teachers[m.teacher], data,
-                                 m.loss, config=cfg.replace(seed=m.seed), progress=progress,
-                                 labelled=labelled))
+        teacher = None if m.teacher is None else teachers[m.teacher]
+        try:
+            histories.append(distill(model, teacher, data, m.loss, config=cfg.replace(seed=m.seed),
+                                     progress=progress, labelled=labelled))
+        except DivergedError as exc:  # marked as the stacked sweep marks it; the others train on
+            warnings.warn(f"{exc}; the member is marked diverged, the others train on",
+                          RuntimeWarning, stacklevel=3)
+            epoch = exc.row["epoch"]
+            row = {**exc.row, **nan_metrics(data, teacher), "diverged": True, "diverged_epoch": epoch}
+            histories.append(History([row], exc.record, model.eval(), diverged_epoch=epoch))
     return histories
 
 
@@ -118,7 +146,9 @@ def run_students(data, teachers: Mapping | None, student: ModelSpec, members: Se
     :class:`StudentRuns`; its rows hold the loss's hyperparameters, ``seed``,
     ``teacher`` (the key), ``val_acc``, ``test_acc`` and the other test metrics
     (``test_agreement`` against the student's own teacher, NaN without one),
-    ``student`` and ``student_params``.
+    ``student`` and ``student_params``, and ``diverged``: True for a member whose
+    loss or weights became non-finite (its metrics are NaN, never a trained
+    accuracy; ``diverged_epoch`` says when; the others are unaffected).
     """
     members = list(members)
     cfg = train_config(config, **overrides)
@@ -130,14 +160,16 @@ def run_students(data, teachers: Mapping | None, student: ModelSpec, members: Se
     if use_cache:
         path = cache_mod.entry_path("students", _cache_key(data, teachers, student, cfg, members, labelled),
                                     cache, device=cfg.device)
-        stored = cache_mod.load(path)
+        cache_mod.check_writable(cache)
+        stored = cache_mod.load(path, validate=lambda s: _stored_fits(s, data, members))
         if stored is not None:
-            return StudentRuns(cache_mod.frame_from_dict(stored["rows"]), stored["logits"], None)
+            return stored
     histories = _train(data, teachers, student, cfg, members, labelled, batched, progress)
     n_params = count_parameters(histories[0].model)
     rows = []
     for m, h in zip(members, histories):
         row = h.final
+        row["diverged"] = h.diverged_epoch is not None  # True: no result (NaN metrics)
         row["teacher"] = m.teacher
         if m.teacher is None and teachers:
             row["test_agreement"] = float("nan")

@@ -9,6 +9,7 @@ logits, the epoch's batch order, evaluation, Adam and the epoch's metrics.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -16,13 +17,14 @@ import torch
 from torch import nn
 
 from . import metrics
-from .config import TrainConfig
+from .config import TrainConfig, check_device
 from .losses import DistillLoss
 
 __all__ = ["History", "TeacherLogits", "resolve_device", "num_threads", "predict",
            "compute_teacher_logits", "check_data", "check_mask", "resolve_teacher", "run_record",
            "evaluate", "due_for_eval", "gather_whole_epoch", "epoch_order", "batch_bounds",
-           "epoch_metrics", "fused_adam_ok", "adam", "progress_bar", "GATHER_BYTES"]
+           "epoch_metrics", "fused_adam_ok", "adam", "progress_bar", "GATHER_BYTES",
+           "DivergedError", "finite_members", "diverged_message", "nan_metrics"]
 
 # Gather the whole epoch's batches at once (x[perm]) when the copy is at most this
 # many bytes; above it, every step indexes its own batch (same numbers, less memory).
@@ -37,6 +39,7 @@ class History:
     rows: list[dict] = field(default_factory=list)
     config: dict = field(default_factory=dict)
     model: nn.Module | None = field(default=None, repr=False)
+    diverged_epoch: int | None = None  # a stacked member whose loss or weights became non-finite
 
     @property
     def df(self) -> pd.DataFrame:
@@ -65,6 +68,7 @@ def resolve_device(device="auto") -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; anything else is passed to ``torch.device``."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    check_device(device)
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was requested but no CUDA GPU is available; use device='cpu' or 'auto'")
@@ -111,6 +115,44 @@ def compute_teacher_logits(teacher: nn.Module, data, device="auto") -> TeacherLo
     """The teacher's logits on the train, validation and test splits (eval mode, no grad)."""
     return TeacherLogits(*(predict(teacher, getattr(data, f"x_{s}"), device=device)
                            for s in ("train", "val", "test")))
+
+
+class DivergedError(RuntimeError):
+    """Training produced a non-finite loss or weight: the run has no result.
+
+    ``record`` is the run's settings (:func:`run_record`), ``row`` the epoch's
+    training row (``epoch``, ``train_loss``, ``train_acc``) where it diverged."""
+
+    def __init__(self, message: str, record: dict | None = None, row: dict | None = None):
+        super().__init__(message)
+        self.record, self.row = record or {}, row or {}
+
+
+def nan_metrics(data, teacher) -> dict:
+    """The metrics of :func:`evaluate`, all NaN (a diverged run has none)."""
+    zeros = [torch.zeros(len(getattr(data, f"y_{s}")), int(data.num_classes)) for s in ("val", "test")]
+    return {k: float("nan") for k in evaluate(*zeros, data, teacher)}
+
+
+def finite_members(losses, weights) -> list[bool]:
+    """Per member: is its epoch loss finite and are all its weights finite?
+
+    ``losses`` is the epoch's mean training loss per member (floats, already on
+    the host); ``weights`` are tensors whose first axis is the member (one
+    member: pass ``[p.unsqueeze(0) for p in params]``). One host sync per epoch.
+    """
+    ok = torch.stack([torch.isfinite(w.detach()).reshape(w.shape[0], -1).all(1) for w in weights]).all(0)
+    return [bool(f) and math.isfinite(loss) for f, loss in zip(ok.tolist(), losses)]
+
+
+def diverged_message(record: dict, epoch: int, loss: float) -> str:
+    """What diverged and what to try: method, hyperparameters, seed, epoch and a hint."""
+    hp = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
+                   if k not in ("method", "seed", "epochs", "batch_size", "lr", "weight_decay"))
+    what = "loss" if not math.isfinite(loss) else "weights"
+    return (f"training diverged: {record['method']}{f' ({hp})' if hp else ''}, seed {record['seed']}, "
+            f"epoch {epoch}: non-finite {what} (epoch loss {loss}); lower the learning rate "
+            f"(lr={record['lr']:g}), the temperature or the multiplier, or check the inputs for NaN")
 
 
 # ------------------------------------------------------------------- building blocks

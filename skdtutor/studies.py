@@ -10,30 +10,50 @@ The studies of chapters 3–5 are in :mod:`skdtutor.chapter_studies`.
 """
 from __future__ import annotations
 
+import numbers
+from dataclasses import dataclass
 from typing import Sequence
 
 import pandas as pd
 
+from . import cache as cache_mod
 from . import data as data_mod
-from .config import ModelSpec, setting_for
-from .losses import METHODS, make_loss
+from .config import ModelSpec, TrainConfig, setting_for
+from .losses import METHODS, check_gamma, check_multiplier, check_temperature, make_loss
 from .models import count_parameters
 from .runs import plan, run_students
+from .steps import resolve_device
 from .stats import mean_pm_std, seed_summary
 from .teachers import get_teacher
 from .temperature import DEFAULT_TEMPERATURES, dice_temperature_search
 
-__all__ = ["KD_AT_DICE", "RESULT_METHODS", "compare", "results_table", "seed_list", "loss_for"]
+__all__ = ["KD_AT_DICE", "RESULT_METHODS", "compare", "prepare_compare", "results_table", "seed_list",
+           "loss_for", "diverged_note"]
 
 KD_AT_DICE = "kd@dice"  # method name: KD at the temperature chosen by the Dice search
 RESULT_METHODS = ("ce", "kd", "skd", "dice", KD_AT_DICE)
 
 
 def seed_list(seeds: int | Sequence[int]) -> list[int]:
-    """``seeds`` as a list: a count ``n`` means seeds ``0 .. n-1``."""
-    out = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    if not out:
-        raise ValueError("seeds must be a positive count or a non-empty list")
+    """``seeds`` as a list: a count ``n`` means seeds ``0 .. n-1``; a list must hold distinct
+    integers >= 0 (a repeated seed would repeat one run and fake a spread of 0)."""
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds must be a positive count or a non-empty list, got {seeds!r}")
+        return list(range(int(seeds)))
+    try:
+        out = list(seeds)
+    except TypeError:
+        raise ValueError(f"seeds must be a positive count or a list of integers, got {seeds!r}") from None
+    bad = [s for s in out if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0]
+    if not out or bad:
+        raise ValueError(f"seeds must be a positive count or a non-empty list of integers >= 0, "
+                         f"got {seeds!r}")
+    out = [int(s) for s in out]
+    repeated = sorted({s for s in out if out.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seeds {repeated} appear more than once; each seed is one independent run, "
+                         "so pass distinct seeds")
     return out
 
 
@@ -79,15 +99,66 @@ def compare(dataset: str = "mnist1d", teacher: str | None = None, student: str |
     this even when ``ce`` is not among the methods (their rows are then left
     out). ``runs.attrs["dice_search"]`` holds the search tables as plain dicts,
     ``{seed: {"T": [...], "student_term": [...], "label_term": [...], "total": [...]}}``.
+
+    Every argument is validated before anything trains (:func:`prepare_compare`):
+    a bad value is a ValueError naming it, and no work is lost to a late failure.
     """
+    return _run_compare(prepare_compare(**locals()))
+
+
+@dataclass(frozen=True)
+class _ComparePlan:
+    """A validated :func:`compare` call: what to train, nothing trained yet."""
+
+    dataset: str
+    methods: list
+    seeds: list
+    losses: list
+    gamma: float
+    dice_temperatures: tuple
+    t_spec: ModelSpec
+    t_cfg: TrainConfig
+    s_spec: ModelSpec
+    s_cfg: TrainConfig
+    root: object
+    cache: object
+    use_cache: bool
+    batched: bool | None
+    progress: bool
+
+
+def prepare_compare(dataset: str = "mnist1d", teacher: str | None = None, student: str | None = None,
+                    methods: Sequence[str] = ("ce", "kd", "skd"),
+                    temperatures: Sequence[float] = (1, 4, 16), seeds: int | Sequence[int] = 3,
+                    gamma: float = 0.9, multiplier: float = 2.0, teacher_width: int | None = None,
+                    student_width: int | None = None, teacher_epochs: int | None = None,
+                    student_epochs: int | None = None, device="auto", root=None, cache=None,
+                    use_cache: bool = True, batched: bool | None = None, progress: bool = False,
+                    dice_temperatures: Sequence[float] = DEFAULT_TEMPERATURES) -> _ComparePlan:
+    """Validate every argument of :func:`compare` (same names) without training anything:
+    hyperparameters (those only ``kd@dice`` uses included), seeds, architectures, epochs,
+    the device and the cache folder. Raises ValueError naming the first bad one."""
     setting = setting_for(dataset)
     seeds = seed_list(seeds)
-    methods = [m.lower() for m in methods]
+    methods = [str(m).lower() for m in methods]
     unknown = [m for m in methods if m not in METHODS and m != KD_AT_DICE]
     if unknown or not methods:
         raise ValueError(f"unknown method(s) {unknown or methods!r}; choose from "
                          f"{', '.join([*METHODS, KD_AT_DICE])}")
+    check_gamma(gamma)
+    check_multiplier(multiplier)
+    temperatures = list(temperatures)
+    if not temperatures:
+        raise ValueError("temperatures is empty; pass at least one temperature")
+    for T in temperatures:
+        check_temperature(T)
     at_dice = KD_AT_DICE in methods
+    dice_temperatures = tuple(dice_temperatures)
+    if at_dice:
+        if not dice_temperatures:
+            raise ValueError("dice_temperatures is empty; pass the Dice search's candidate temperatures")
+        for T in dice_temperatures:
+            check_temperature(T)
     shared = dict(gamma=gamma, multiplier=multiplier)
     losses = []
     for method in methods:
@@ -99,28 +170,42 @@ def compare(dataset: str = "mnist1d", teacher: str | None = None, student: str |
             losses.append(loss_for(method, **shared))
     if at_dice and "ce" not in methods:
         losses.insert(0, make_loss("ce"))
-    data = data_mod.load(dataset, root=root)
     t_spec = _spec(setting.teacher, teacher, teacher_width)
-    t_model, t_logits, _ = get_teacher(data, t_spec, _epochs(setting.teacher_train, teacher_epochs),
-                                       device=device, cache=cache, use_cache=use_cache, progress=progress)
     s_spec = _spec(setting.student, student, student_width)
+    t_cfg = _epochs(setting.teacher_train, teacher_epochs).replace(device=device)
     s_cfg = _epochs(setting.student_train, student_epochs).replace(device=device)
+    resolve_device(device)  # "cuda" without a GPU fails here, not after the data is loaded
+    if use_cache:
+        cache_mod.check_writable(cache)
+    return _ComparePlan(dataset, methods, seeds, losses, float(gamma), dice_temperatures, t_spec,
+                        t_cfg, s_spec, s_cfg, root, cache, bool(use_cache), batched, bool(progress))
+
+
+def _run_compare(p: _ComparePlan) -> pd.DataFrame:
+    """Train what a validated plan asks for (see :func:`compare`)."""
+    methods, seeds, gamma, cache, use_cache = p.methods, p.seeds, p.gamma, p.cache, p.use_cache
+    at_dice = KD_AT_DICE in methods
+    data = data_mod.load(p.dataset, root=p.root)
+    t_spec, s_spec, s_cfg = p.t_spec, p.s_spec, p.s_cfg
+    t_model, t_logits, _ = get_teacher(data, t_spec, p.t_cfg, cache=cache, use_cache=use_cache,
+                                       progress=p.progress)
     teachers = {t_spec.name: t_logits}
 
     def students(losses, seeds, keep_logits=False):
         return run_students(data, teachers, s_spec, plan(losses, seeds, t_spec.name), s_cfg,
-                            batched=batched, progress=progress, keep_logits=keep_logits,
+                            batched=p.batched, progress=p.progress, keep_logits=keep_logits,
                             cache=cache, use_cache=use_cache)
 
-    result = students(losses, seeds, keep_logits=at_dice)
+    result = students(p.losses, seeds, keep_logits=at_dice)
     runs, searches = result.rows, {}
     if at_dice:
         chosen: dict[float, list[int]] = {}
-        for logits, method, seed in zip(result.logits, runs["method"], runs["seed"]):
-            if method != "ce":
+        for logits, method, seed, diverged in zip(result.logits, runs["method"], runs["seed"],
+                                                  runs["diverged"]):
+            if method != "ce" or diverged:  # a diverged CE student cannot choose a temperature
                 continue
             T, table = dice_temperature_search(t_logits.val, logits["val"], data.y_val,
-                                               temperatures=dice_temperatures)
+                                               temperatures=p.dice_temperatures)
             searches[int(seed)] = table.to_dict("list")  # plain lists: pandas compares attrs
             chosen.setdefault(T, []).append(int(seed))
         parts = [runs if "ce" in methods else runs[runs["method"] != "ce"]]
@@ -163,15 +248,21 @@ def results_table(datasets: str | Sequence[str] = ("digits", "mnist1d"), seeds: 
     :func:`compare` (gamma, multiplier, epochs, device, cache, dice_temperatures, ...).
     Columns: dataset, method, T (for ``kd@dice`` the temperatures the search chose,
     ``/``-separated when seeds disagree), mean and std of the test accuracy (sample
-    std over seeds), n (seeds), ``test_acc`` (``mean ± std`` in %), and the teacher's
-    and student's architecture, parameter count and the teacher's test accuracy.
+    std over seeds), n (seeds that trained), ``test_acc`` (``mean ± std`` in %), the
+    teacher's and student's architecture, parameter count and the teacher's test
+    accuracy, and ``diverged`` (seeds whose training diverged: they have no accuracy
+    and are left out of mean, std and n; see :func:`diverged_note`).
     With ``return_runs=True`` returns ``(table, runs)``, ``runs`` holding one row per
     student (the CLI's ``--csv``).
     """
     if isinstance(datasets, str):
-        datasets = [d for d in datasets.split(",") if d.strip()]
-    parts = [compare(d, methods=methods, temperatures=temperatures, seeds=seeds, **compare_kwargs)
+        datasets = [d.strip() for d in datasets.split(",") if d.strip()]
+    if not datasets:
+        raise ValueError("datasets is empty; pass at least one dataset name")
+    # every dataset's arguments are validated before the first one trains
+    plans = [prepare_compare(d, methods=methods, temperatures=temperatures, seeds=seeds, **compare_kwargs)
              for d in datasets]
+    parts = [_run_compare(p) for p in plans]
     searches = {part["dataset"].iloc[0]: part.attrs.get("dice_search", {}) for part in parts}
     for part in parts:
         part.attrs = {}
@@ -186,5 +277,21 @@ def results_table(datasets: str | Sequence[str] = ("digits", "mnist1d"), seeds: 
         teacher_test_acc=("teacher_test_acc", "first"), student=("student", "first"),
         student_params=("student_params", "first")).reset_index()
     table = table.merge(meta, on=keys).rename(columns={"T_label": "T"})
+    if "diverged" in runs_l:  # how many seeds of a row diverged (left out of mean, std and n)
+        table["diverged"] = runs_l.groupby(keys, sort=False)["diverged"].sum().astype(int).to_numpy()
     table.insert(3, "test_acc", [mean_pm_std(m, s) for m, s in zip(table["mean"], table["std"])])
     return (table, runs) if return_runs else table
+
+
+def diverged_note(runs: pd.DataFrame) -> str:
+    """A sentence naming the runs that diverged (left out of every summary), or ``""``."""
+    if "diverged" not in runs or not runs["diverged"].fillna(False).astype(bool).any():
+        return ""
+    bad = runs[runs["diverged"].fillna(False).astype(bool)]
+    names = []
+    for _, r in bad.iterrows():
+        T = r.get("T", float("nan"))
+        where = f"{r['dataset']} " if "dataset" in r else ""
+        names.append(f"{where}{r['method']}{'' if pd.isna(T) else f' T={T:g}'} seed {int(r['seed'])}")
+    return (f"{len(bad)} of {len(runs)} runs diverged (non-finite loss or weights) and are left out "
+            f"of the means: {'; '.join(names)}")

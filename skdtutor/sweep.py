@@ -10,6 +10,7 @@ with the single trainer in :mod:`skdtutor.steps`.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -19,9 +20,9 @@ from torch import nn
 from .config import TrainConfig, train_config
 from .losses import DistillLoss
 from .stacking import StackedAdam, stacked_forward
-from .steps import (History, batch_bounds, check_data, check_mask, due_for_eval,
-                    epoch_metrics, epoch_order, evaluate, gather_whole_epoch, num_threads,
-                    progress_bar, resolve_device, resolve_teacher, run_record)
+from .steps import (History, batch_bounds, check_data, check_mask, diverged_message, due_for_eval,
+                    epoch_metrics, epoch_order, evaluate, finite_members, gather_whole_epoch, nan_metrics,
+                    num_threads, progress_bar, resolve_device, resolve_teacher, run_record)
 
 __all__ = ["SweepMember", "distill_sweep", "stackable"]
 
@@ -106,6 +107,12 @@ def distill_sweep(make_student: Callable[[], nn.Module], teacher, data,
     :func:`~skdtutor.train.train_teacher` (the config's seed is unused: each member
     has its own). Returns the histories in the order of ``members``;
     ``history.model`` is the member's trained model.
+
+    Divergence: once per epoch every member's epoch loss and weights are checked.
+    A member whose loss or weights became non-finite is marked (a RuntimeWarning
+    names it; ``history.diverged_epoch`` is set; its last row has ``diverged=True``
+    and NaN metrics) and gets no more rows; the others train on unaffected (the
+    members share no arithmetic). Its accuracy is never reported as trained.
     """
     members = list(members)
     if not members:
@@ -225,17 +232,28 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
             losses.append(per_member.detach())
             preds.append(logits.argmax(-1))
         train_loss, train_acc = epoch_metrics(losses, preds, ye, sizes, n)
+        finite = finite_members(train_loss, list(net.weights.values()))  # one sync per epoch
         evaluated = due_for_eval(epoch, cfg)
         if evaluated:
             val_logits, test_logits = stacked_predict(data.x_val), stacked_predict(data.x_test)
         for j, i in enumerate(order):
+            if histories[i].diverged_epoch is not None:
+                continue  # diverged earlier: no more rows (the others train on, unaffected)
             row = {"epoch": epoch, "train_loss": train_loss[j], "train_acc": train_acc[j]}
-            if evaluated:
-                own = None if teachers is None else teachers[members[i].teacher]
+            own = None if teachers is None else teachers[members[i].teacher]
+            if not finite[j]:
+                histories[i].diverged_epoch = epoch
+                warnings.warn(diverged_message(histories[i].config, epoch, train_loss[j])
+                              + "; the member is marked diverged, the others train on",
+                              RuntimeWarning, stacklevel=3)
+                row.update(nan_metrics(data, own), diverged=True, diverged_epoch=epoch)
+            elif evaluated:
                 row.update(evaluate(val_logits[j], test_logits[j], data, own))
             histories[i].rows.append(row)
         if progress:
             bar.update(1)
+        if all(h.diverged_epoch is not None for h in histories):
+            break
     bar.close()
     for j, i in enumerate(order):  # member i's trained weights back into its own model
         students[i].load_state_dict({k: net.to_module[k](v[j].detach()).clone()

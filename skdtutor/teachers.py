@@ -45,6 +45,30 @@ def _key(data, spec: ModelSpec, cfg: TrainConfig) -> tuple:
     return key
 
 
+def _fits(state: dict, model) -> None:
+    """Raise when a stored state dict does not fit ``model`` (keys, shapes) or is not finite."""
+    want = model.state_dict()
+    if not isinstance(state, dict) or set(state) != set(want):
+        raise ValueError(f"its weights have keys {sorted(state)[:4]}..., the model {sorted(want)[:4]}...")
+    for k, v in want.items():
+        if not isinstance(state[k], torch.Tensor) or state[k].shape != v.shape:
+            raise ValueError(f"weight {k!r} has shape {tuple(getattr(state[k], 'shape', ()))}, "
+                             f"the model's is {tuple(v.shape)}")
+        if state[k].is_floating_point() and not torch.isfinite(state[k]).all():
+            raise ValueError(f"weight {k!r} holds NaN or infinite values")
+
+
+def _logits_fit(logits, data) -> None:
+    """Raise when stored (train, val, test) logits do not fit ``data``'s splits or are not finite."""
+    for t, split in zip(logits, ("train", "val", "test")):
+        n = len(getattr(data, f"y_{split}"))
+        if not isinstance(t, torch.Tensor) or t.shape != (n, data.num_classes):
+            raise ValueError(f"{split} logits of shape {tuple(getattr(t, 'shape', ()))}, "
+                             f"expected ({n}, {data.num_classes})")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{split} logits hold NaN or infinite values")
+
+
 def get_teacher(data, spec: ModelSpec | None = None, config: TrainConfig | None = None, *,
                 cache=None, use_cache: bool = True, progress: bool = False, **overrides):
     """Train (or load from the cache) a teacher; return ``(model, TeacherLogits, history_df)``.
@@ -58,11 +82,18 @@ def get_teacher(data, spec: ModelSpec | None = None, config: TrainConfig | None 
     """
     spec, cfg = _resolve(data, spec, config, overrides)
     path = cache_mod.entry_path("teacher", _key(data, spec, cfg), cache, device=cfg.device)
+    if use_cache:
+        cache_mod.check_writable(cache)
     model = spec.build(data, seed=cfg.seed)
-    stored = cache_mod.load(path) if use_cache else None
+
+    def fits(stored):
+        _fits(stored["model"], model)
+        return {"model": stored["model"], "history": pd.DataFrame(stored["history"])}
+
+    stored = cache_mod.load(path, validate=fits) if use_cache else None
     if stored is not None:
         model.load_state_dict(stored["model"])
-        history = pd.DataFrame(stored["history"])
+        history = stored["history"]
     else:
         hist = train_teacher(model, data, config=cfg, progress=progress)
         history = hist.df
@@ -70,7 +101,7 @@ def get_teacher(data, spec: ModelSpec | None = None, config: TrainConfig | None 
             cache_mod.save(path, {"model": {k: v.cpu() for k, v in model.state_dict().items()},
                                   "history": hist.rows})
     model.eval()
-    if (path, use_cache) not in _LOGITS or not use_cache:
+    if (path, use_cache) not in _LOGITS or not use_cache or stored is None:
         _LOGITS[(path, use_cache)] = compute_teacher_logits(model, data, device=cfg.device)
     return model, _LOGITS[(path, use_cache)], history
 
@@ -91,9 +122,20 @@ def teacher_snapshots(data, spec: ModelSpec | None = None, config: TrainConfig |
     """
     spec, cfg = _resolve(data, spec, config, overrides)
     path = cache_mod.entry_path("snapshots", _key(data, spec, cfg), cache, device=cfg.device)
-    stored = cache_mod.load(path) if use_cache else None
+    if use_cache:
+        cache_mod.check_writable(cache)
+
+    def fits(stored):
+        snaps = stored["snapshots"]
+        if len(snaps) != cfg.epochs + 1:
+            raise ValueError(f"{len(snaps)} snapshots, expected {cfg.epochs + 1}")
+        for t in snaps:
+            _logits_fit(t, data)
+        return [TeacherLogits(*t) for t in snaps], pd.DataFrame(stored["history"])
+
+    stored = cache_mod.load(path, validate=fits) if use_cache else None
     if stored is not None:
-        return [TeacherLogits(*t) for t in stored["snapshots"]], pd.DataFrame(stored["history"])
+        return stored
     model = spec.build(data, seed=cfg.seed)
     snapshots = [compute_teacher_logits(model, data, device=cfg.device)]
 

@@ -31,22 +31,23 @@ call under a temporary setting (restored on return).
 """
 from __future__ import annotations
 
-import os
+import hashlib
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
+from . import cache
 from .config import TrainConfig, train_config
 from .losses import CE, DistillLoss
-from .steps import (History, TeacherLogits, adam, batch_bounds, check_data, check_mask,
-                    compute_teacher_logits, due_for_eval, epoch_metrics, epoch_order, evaluate,
-                    gather_whole_epoch, num_threads, predict, progress_bar, resolve_device,
-                    resolve_teacher, run_record)
+from .steps import (DivergedError, History, TeacherLogits, adam, batch_bounds, check_data,
+                    check_mask, compute_teacher_logits, diverged_message, due_for_eval,
+                    epoch_metrics, epoch_order, evaluate, finite_members, gather_whole_epoch,
+                    num_threads, predict, progress_bar, resolve_device, resolve_teacher, run_record)
 
 __all__ = ["History", "TeacherLogits", "resolve_device", "predict", "compute_teacher_logits",
-           "train_teacher", "distill", "num_threads"]
+           "train_teacher", "distill", "num_threads", "DivergedError"]
 
 
 def _loss_caller(loss_fn: DistillLoss):
@@ -62,25 +63,58 @@ def _loss_caller(loss_fn: DistillLoss):
     return call
 
 
+_CHECKPOINT_KEYS = {"model", "optimizer", "generator", "rows", "epoch", "config", "fingerprint"}
+
+
+def _fingerprint(data, teacher: TeacherLogits | None) -> dict:
+    """What a checkpoint must have been trained on: the data (name, split seed, sizes and a
+    digest of the training split's content) and the teacher (a digest of its logits)."""
+    h = hashlib.sha1()
+    for t in (data.x_train, data.y_train):
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return {"data": [str(data.name), getattr(data, "seed", None), len(data.y_train), len(data.y_val),
+                     len(data.y_test), h.hexdigest()[:16]],
+            "teacher": None if teacher is None else cache.tensor_digest(teacher.train, teacher.val,
+                                                                         teacher.test)}
+
+
 def _save_checkpoint(path, **state):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # never leave a half-written checkpoint
+    cache.save(path, state)  # atomic and checksummed: never a half-written checkpoint
 
 
-def _resume(checkpoint, history, model, optimizer, generator, device) -> int:
-    """Load a checkpoint written with the same settings; return its epoch."""
-    state = torch.load(checkpoint, map_location=device, weights_only=False)
+def _resume(checkpoint, history, fingerprint, model, optimizer, generator) -> int:
+    """Load a checkpoint written with the same settings, data and teacher; return its epoch."""
+    fix = "delete it or pass resume=False to start over"
+    try:
+        state = cache.read(checkpoint, what="checkpoint")
+    except cache.DamagedEntry as exc:
+        raise ValueError(f"{exc}; {fix}") from None
+    name = str(checkpoint)
+    if not isinstance(state, dict) or not _CHECKPOINT_KEYS <= set(state):
+        missing = sorted(_CHECKPOINT_KEYS - set(state)) if isinstance(state, dict) else "all"
+        raise ValueError(f"checkpoint {name!r} is not a skdtutor checkpoint (missing {missing}); {fix}")
     if state["config"] != history.config:
-        raise ValueError(f"checkpoint {str(checkpoint)!r} was written with other settings "
-                         f"({state['config']}); delete it or pass the same settings")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["generator"])
-    history.rows = state["rows"]
-    return state["epoch"]
+        raise ValueError(f"checkpoint {name!r} was written with other settings "
+                         f"({state['config']}); {fix}, or pass the same settings")
+    for part, what in (("data", "data (name, split seed, sizes or content)"), ("teacher", "teacher")):
+        if state["fingerprint"].get(part) != fingerprint[part]:
+            raise ValueError(f"checkpoint {name!r} was written against another {what}: "
+                             f"{state['fingerprint'].get(part)} != {fingerprint[part]}; {fix}")
+    try:
+        epoch = int(state["epoch"])
+        if not 1 <= epoch <= history.config["epochs"] or len(state["rows"]) != epoch:
+            raise ValueError(f"epoch {epoch} with {len(state['rows'])} rows")
+        if not all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point()):
+            raise ValueError("non-finite weights")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+    except Exception as exc:  # noqa: BLE001 - any mismatch: the checkpoint does not fit this run
+        raise ValueError(f"checkpoint {name!r} does not fit this model ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); {fix}") from None
+    history.rows = list(state["rows"])
+    return epoch
 
 
 def _fit(model, data, loss_fn: DistillLoss, cfg: TrainConfig, *, teacher=None, teacher_model=None,
@@ -98,8 +132,9 @@ def _fit(model, data, loss_fn: DistillLoss, cfg: TrainConfig, *, teacher=None, t
     generator = torch.Generator().manual_seed(cfg.seed)
     history = History(config=run_record(loss_fn, cfg), model=model)
     start = 0
+    fingerprint = None if checkpoint is None else _fingerprint(data, teacher)
     if checkpoint is not None and resume and Path(checkpoint).exists():
-        start = _resume(checkpoint, history, model, optimizer, generator, device)
+        start = _resume(checkpoint, history, fingerprint, model, optimizer, generator)
     compute_loss = _loss_caller(loss_fn)
     bounds, sizes = batch_bounds(n, cfg.batch_size, device)
     gather = gather_whole_epoch(x.element_size() * x.numel())
@@ -127,6 +162,10 @@ def _fit(model, data, loss_fn: DistillLoss, cfg: TrainConfig, *, teacher=None, t
             losses.append(loss.detach())
             preds.append(logits.argmax(-1))
         train_loss, train_acc = epoch_metrics(losses, preds, ye, sizes, n)
+        if not finite_members([train_loss], [p.unsqueeze(0) for p in model.parameters()])[0]:
+            bar.close()
+            row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
+            raise DivergedError(diverged_message(history.config, epoch, train_loss), history.config, row)
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
         if due_for_eval(epoch, cfg):
             row.update(evaluate(predict(model, data.x_val, device=device),
@@ -140,7 +179,7 @@ def _fit(model, data, loss_fn: DistillLoss, cfg: TrainConfig, *, teacher=None, t
         if checkpoint is not None:
             _save_checkpoint(checkpoint, model=model.state_dict(), optimizer=optimizer.state_dict(),
                              generator=generator.get_state(), rows=history.rows, epoch=epoch,
-                             config=history.config)
+                             config=history.config, fingerprint=fingerprint)
         if stop_after is not None and epoch - start >= stop_after:
             break
     bar.close()

@@ -87,7 +87,51 @@ def test_soften_matches_numpy(rng, T):
 
 def test_soften_high_temperature_flattens(rng):
     z = t64(rng.normal(size=(3, 6)) * 5)
-    np.testing.assert_allclose(soften(z, 1e6).numpy(), 1 / 6, atol=1e-5)
+    T = losses.TEMPERATURE_RANGE[1]
+    # with |z_i| <= M every probability lies in [exp(-2M/T), exp(2M/T)] / C
+    bound = (np.exp(2 * z.abs().max().item() / T) - 1) / 6
+    assert np.abs(soften(z, T).numpy() - 1 / 6).max() <= bound
+    assert np.abs(soften(z, T).numpy() - 1 / 6).max() < np.abs(soften(z, T / 100).numpy() - 1 / 6).max()
+
+
+# ------------------------------------------------------ what float32 logits survive
+LOW_T, HIGH_T = losses.TEMPERATURE_RANGE
+LOW_M, HIGH_M = losses.MULTIPLIER_RANGE
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0, 1e3])  # typical logits up to hard_targets' 1e3
+@pytest.mark.parametrize("T", [LOW_T, HIGH_T])
+@pytest.mark.parametrize("m", [LOW_M, HIGH_M])
+def test_losses_and_gradients_are_finite_in_float32_at_the_range_boundaries(rng, scale, T, m):
+    s = torch.tensor(rng.normal(size=(16, 10)) * scale, dtype=torch.float32, requires_grad=True)
+    t = torch.tensor(rng.normal(size=(16, 10)) * scale, dtype=torch.float32)
+    y = torch.as_tensor(rng.integers(0, 10, 16))
+    for loss in (KD(T=T), SKD(T=T, multiplier=m), DiceKD(T=T)):
+        value = loss(s, t, y)
+        (grad,) = torch.autograd.grad(value, s)
+        assert torch.isfinite(value) and torch.isfinite(grad).all(), (loss, scale)
+        # float32 agrees with float64 on the same logits to the error the range allows:
+        # a relative 1e-6, plus eps * T^2 for the T^2-scaled KL (see losses.TEMPERATURE_RANGE)
+        ref = loss(s.detach().double(), t.double(), y).item()
+        allowed = 1e-6 * abs(ref) + torch.finfo(torch.float32).eps * max(1.0, T * T)
+        assert abs(value.item() - ref) <= allowed, (loss, scale)
+
+
+def test_just_outside_the_range_float32_breaks_and_the_check_refuses(rng):
+    s = torch.tensor(rng.normal(size=(4, 10)) * 10, dtype=torch.float32)
+    t = torch.tensor(rng.normal(size=(4, 10)) * 10, dtype=torch.float32)
+    # what the range guards against: T = 1e-40 overflows z / T, T = 1e300 overflows T^2
+    assert not torch.isfinite(KD.per_sample(s, t, None, T=1e-40, gamma=0.9)).all()
+    assert not torch.isfinite(KD.per_sample(s, t, None, T=1e300, gamma=0.9)).all()
+    for T in (LOW_T * 0.99, HIGH_T * 1.01, 1e-40, 1e300, 0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="TEMPERATURE_RANGE"):
+            KD(T=T)
+        with pytest.raises(ValueError, match=r"temperature T"):
+            soften(s, T)
+    for m in (LOW_M * 0.99, HIGH_M * 1.01, 1e300, 0.0):
+        with pytest.raises(ValueError, match="MULTIPLIER_RANGE"):
+            SKD(multiplier=m)
+    KD(T=LOW_T), KD(T=HIGH_T), SKD(multiplier=LOW_M), SKD(multiplier=HIGH_M)  # the bounds are in
 
 
 # ------------------------------------------------------------------------ kd_loss
