@@ -32,12 +32,12 @@ from . import data as data_mod
 from .config import ModelSpec, setting_for
 from .losses import CE, KD, SKD
 from .runs import plan, run_students
-from .stats import compare_to_noise, seed_values
+from .stats import compare_to_noise, noise_phrase, seed_values
 from .steps import TeacherLogits
 from .teachers import default_teacher
 
 __all__ = ["RegimeMap", "regime_map", "fraction_subset", "best_temperature", "summarize_regime",
-           "regime_table", "ROW_COLUMNS", "VERDICT_MARKS"]
+           "regime_table", "gain_phrase", "points_where", "summary_row", "where_text", "ROW_COLUMNS", "VERDICT_MARKS"]
 
 ROW_COLUMNS = ["dataset", "axis", "params", "width", "depth", "fraction", "method", "T", "seed",
                "val_acc", "test_acc"]
@@ -208,3 +208,42 @@ def regime_table(summary: pd.DataFrame, axis: str = "size", scale: float = 100.0
             out[f"{m.upper()} − CE"] = [f"{g * scale:+.{digits}f} (T {t:g}) {VERDICT_MARKS[v]}" for g, t, v in
                                         zip(part[f"{m}_gain"], part[f"{m}_T"], part[f"{m}_verdict"])]
     return out
+
+
+def gain_phrase(row, method: str, digits: int = 1) -> str:
+    """:func:`skdtutor.stats.noise_phrase` for one summary row's ``method`` against CE,
+    e.g. ``"better by 3.6 points (noise 1.2)"``."""
+    return noise_phrase({"diff": row[f"{method}_gain"], "noise": row[f"{method}_noise"],
+                         "verdict": row[f"{method}_verdict"]}, digits=digits)
+
+
+def points_where(summary: pd.DataFrame, method: str, verdict: str = "better", axis: str = "size") -> list[str]:
+    """The axis points (``"128×2"`` students or ``"10%"`` fractions) of ``summary`` where
+    ``method``'s verdict against CE is ``verdict``, in the summary's order."""
+    part = summary[(summary["axis"] == axis) & (summary[f"{method}_verdict"] == verdict)]
+    if axis == "size":
+        return [f"{w}×{d}" for w, d in zip(part["width"], part["depth"])]
+    return [f"{f:.0%}" for f in part["fraction"]]
+
+
+def summary_row(summary: pd.DataFrame, dataset: str, size: tuple[int, int] | None = None,
+                fraction: float | None = None) -> pd.Series:
+    """The summary's row of ``dataset`` at a student ``size`` ``(width, depth)`` of the size
+    axis, or at a ``fraction`` of the data axis."""
+    s = summary[summary["dataset"] == dataset]
+    if (size is None) == (fraction is None):
+        raise ValueError("pass exactly one of size=(width, depth) and fraction=")
+    if size is not None:
+        s = s[(s["axis"] == "size") & (s["width"] == size[0]) & (s["depth"] == size[1])]
+    else:
+        s = s[(s["axis"] == "fraction") & (s["fraction"] == fraction)]
+    if s.empty:
+        raise ValueError(f"no summary row for {dataset!r} at size={size}, fraction={fraction}")
+    return s.iloc[0]
+
+
+def where_text(summary: pd.DataFrame, dataset: str, method: str, axis: str = "size",
+               verdict: str = "better") -> str:
+    """``"at 128×2, 256×2"`` (the :func:`points_where` of ``dataset``) or ``"at none of them"``."""
+    pts = points_where(summary[summary["dataset"] == dataset], method, verdict, axis)
+    return ("at " + ", ".join(pts)) if pts else "at none of them"

@@ -144,3 +144,34 @@ def test_given_teacher_is_used(digits):
     expected = (teacher.test.argmax(-1) == digits.y_test).double().mean().item()
     assert rmap.teacher_acc == pytest.approx(expected)
     assert len(rmap.rows) == 3 * 2 and set(rmap.rows["axis"]) == {"size"}
+
+
+def test_gain_phrase_and_points_where():
+    rows, *_ = _synthetic()
+    two = pd.concat([rows, rows.assign(width=8, params=456)], ignore_index=True)
+    s = regime.summarize_regime(two)
+    row = s.iloc[0]
+    from skdtutor.stats import compare_to_noise, noise_phrase, seed_values
+    part = rows
+    expected = noise_phrase(compare_to_noise(seed_values(part, method="skd", T=2.0),
+                                             seed_values(part, method="ce")))
+    assert regime.gain_phrase(row, "skd") == expected
+    assert regime.points_where(s, "skd") == ["4×1", "8×1"]
+    assert regime.points_where(s, "kd") == []
+    assert regime.points_where(s, "kd", "within noise") == ["4×1", "8×1"]
+
+
+def test_summary_row_and_where_text():
+    rows, *_ = _synthetic()
+    two = pd.concat([rows, rows.assign(width=8, params=456),
+                     rows.assign(axis="fraction", fraction=0.5)], ignore_index=True)
+    s = regime.summarize_regime(two)
+    assert regime.summary_row(s, "toy", size=(8, 1))["params"] == 456
+    assert regime.summary_row(s, "toy", fraction=0.5)["axis"] == "fraction"
+    with pytest.raises(ValueError):
+        regime.summary_row(s, "toy", size=(99, 1))
+    with pytest.raises(ValueError):
+        regime.summary_row(s, "toy")
+    assert regime.where_text(s, "toy", "skd") == "at 4×1, 8×1"
+    assert regime.where_text(s, "toy", "kd") == "at none of them"
+    assert regime.where_text(s, "toy", "skd", axis="fraction") == "at 50%"
