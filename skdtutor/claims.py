@@ -205,12 +205,16 @@ def claim_table(results: pd.DataFrame | None = None, semi: pd.DataFrame | None =
     return table
 
 
-def quote(table: pd.DataFrame, key: str) -> str:
+def quote(table: pd.DataFrame, key: str, detail: bool = True) -> str:
     """Markdown for one claim's verdict with its cases, e.g.
-    ``"**mixed** (digits ✗; mnist1d ✓)"``."""
+    ``"**mixed** (digits ✗; mnist1d ✓)"``, or with ``detail=False`` only how many hold,
+    ``"**mixed** (1 of 2 cases hold)"``."""
     row = table[table["key"] == key]
     if row.empty:
         raise KeyError(f"claim {key!r} is not in the table")
+    if not detail:
+        held, n = int(row["held"].iloc[0]), int(row["cases"].iloc[0])
+        return f"**{row['verdict'].iloc[0]}** ({held} of {n} case{'s' if n != 1 else ''} hold{'s' if held == 1 else ''})"
     cases = table.attrs["cases"]
     marks = "; ".join(f"{r.case} {'✓' if r.holds else '✗'}" for r in cases[cases["key"] == key].itertuples())
     return f"**{row['verdict'].iloc[0]}** ({marks})"

@@ -88,6 +88,8 @@ def test_claim_table_verdicts_and_words(results):
         assert row["cases"] == 2 and row["held"] == sum(holds)
         marks = "; ".join(f"{n} {'✓' if h else '✗'}" for n, h in zip(RESULTS, holds))
         assert claims.quote(table, key) == f"**{verdict}** ({marks})"
+        assert claims.quote(table, key, detail=False) == \
+            f"**{verdict}** ({sum(holds)} of 2 cases hold{'s' if sum(holds) == 1 else ''})"
         assert row["measured"].count("✗") == len(holds) - sum(holds)
     # the data were built so that every verdict occurs
     assert set(table["verdict"]) == {"holds", "mixed", "does not hold"}
