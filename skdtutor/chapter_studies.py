@@ -123,6 +123,12 @@ def skd_study(data, seeds: Sequence[int] = (0, 1, 2), *,
     d = int(s.teacher.width)
     widths = sorted(set(int(w) for w in teacher_widths) | {d})
     ablation = (T,) if ablation_temperatures is None else tuple(ablation_temperatures)
+    seeds = seed_list(seeds)  # every loss and seed validated before any teacher trains
+    members = [Member(loss, seed, key)
+               for key, loss in _skd_plan(d, widths, temperatures, T, gamma, multiplier, multipliers, ablation)
+               for seed in seeds]
+    if use_cache:
+        cache_mod.check_writable(cache)
     teacher_rows, teacher_logits = [], {}
     for w in widths:
         model, logits, _ = get_teacher(data, s.teacher.replace(width=w), t_cfg, cache=cache,
@@ -132,10 +138,6 @@ def skd_study(data, seeds: Sequence[int] = (0, 1, 2), *,
                              "test_acc": _accuracy(logits.test, data.y_test),
                              "train_logit_norm": logits.train.norm(dim=-1).mean().item(),
                              "train_max_prob": torch.softmax(logits.train, -1).max(-1).values.mean().item()})
-    seeds = [int(x) for x in seeds]
-    members = [Member(loss, seed, key)
-               for key, loss in _skd_plan(d, widths, temperatures, T, gamma, multiplier, multipliers, ablation)
-               for seed in seeds]
     result = run_students(data, teacher_logits, s.student, members, s_cfg, keep_logits=True,
                           cache=cache, use_cache=use_cache)
     runs = result.rows
@@ -234,6 +236,11 @@ def semi_supervised(dataset: str = "digits", fractions: Sequence[float] = (0.05,
     setting = setting_for(dataset)
     seeds = seed_list(seeds)
     fractions = [float(f) for f in fractions]
+    bad = [f for f in fractions if not 0.0 < f <= 1.0]
+    if bad or not fractions:  # checked before the first fraction's teacher trains
+        raise ValueError(f"fractions must be a non-empty list of numbers in (0, 1], got {list(fractions)}")
+    if use_cache:
+        cache_mod.check_writable(cache)
     s_cfg = setting.student_train.replace(
         device=device, **({} if student_epochs is None else {"epochs": student_epochs}))
     key = (dataset.lower(), fractions, seeds, float(T), float(gamma), float(multiplier),

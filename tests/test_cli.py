@@ -86,3 +86,78 @@ def test_parser_defaults():
     assert args.temperatures == [1.0, 4.0, 16.0]
     assert args.seeds == 3
     assert args.csv is None and args.cache_dir is None
+
+
+# Every user mistake: exit status 2, one line naming the problem, no traceback, and nothing
+# trained (the teacher would be the first thing to train).
+@pytest.fixture
+def no_training(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started before the arguments were validated")
+
+    monkeypatch.setattr("skdtutor.studies.get_teacher", refuse)
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--temperatures", "1e-40"], "TEMPERATURE_RANGE"),
+    (["--temperatures", "1e6"], "TEMPERATURE_RANGE"),
+    (["--multiplier", "1e300"], "MULTIPLIER_RANGE"),
+    (["--gamma", "2", "--methods", "kd@dice"], "gamma"),          # only kd@dice uses it
+    (["--dice-temperatures", "1e-40", "--methods", "kd@dice"], "temperature"),
+    (["--device", "foo"], "unknown device"),
+    (["--seeds", "0,0,0"], "more than once"),
+    (["--seeds=-1,2"], "integers >= 0"),
+    (["--seeds", "0,x"], "comma-separated integers"),
+    (["--teacher-epochs", "0"], "integer >= 1"),
+    (["--teacher-epochs", "1000000000000"], "limit of 10000"),
+    (["--student-epochs", "-3"], "integer >= 1"),
+    (["--student-width", "0"], "integer >= 1"),
+    (["--teacher", "vgg"], "unknown model"),
+    (["--threads", "0"], "integer >= 1"),
+    (["--cache-dir", "{afile}"], "is a file, not a folder"),
+    (["--cache-dir", "{afile}/sub"], "not writable"),
+    (["--csv", "{tmp}"], "is a folder"),
+    (["--csv", "{tmp}/missing/runs.csv"], "does not exist"),
+])
+@pytest.mark.parametrize("command", ["compare", "results"])
+def test_every_user_mistake_is_one_line_and_status_2_before_training(capsys, tmp_path, no_training,
+                                                                     command, extra, needle):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    extra = [e.format(afile=afile, tmp=tmp_path) for e in extra]
+    if command == "results" and extra[0] in ("--teacher", "--student-width"):
+        extra = ["--methods", "bogus"]  # options of compare only; another mistake instead
+        needle = "unknown method"
+    with pytest.raises(SystemExit) as info:
+        code = main([command, "--dataset", "digits", *extra])
+        raise SystemExit(code)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert needle in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True,
+                    reason="root can write to any folder")
+def test_an_unwritable_cache_folder_is_refused(capsys, tmp_path, no_training):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        assert main(["compare", "--dataset", "digits", "--cache-dir", str(folder / "c")]) == 2
+    finally:
+        folder.chmod(0o700)
+    assert "not writable" in capsys.readouterr().err
+
+
+def test_results_validates_every_dataset_before_the_first_trains(capsys, no_training):
+    # mnist's data would be looked for only later; its bad epochs are found first
+    assert main(["results", "--dataset", "digits,mnist1d", "--gamma", "1.5"]) == 2
+    assert "gamma" in capsys.readouterr().err
+
+
+def test_a_mistake_in_a_real_process_has_no_traceback(tmp_path):
+    proc = run_cli("compare", "--dataset", "digits", "--device", "foo")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "python -m skdtutor compare: error: unknown device 'foo'; use 'auto', 'cpu', 'cuda' or 'cuda:N'"]

@@ -126,3 +126,76 @@ def test_schema_version_is_part_of_the_key(tmp_path, monkeypatch):
 def test_config_is_hashable_into_keys():
     s = config.setting_for("digits")
     assert repr(dataclasses.replace(s.teacher_train, epochs=3)) != repr(s.teacher_train)
+
+
+def test_epochs_have_a_documented_upper_bound():
+    assert TrainConfig(epochs=config.MAX_EPOCHS).epochs == config.MAX_EPOCHS
+    with pytest.raises(ValueError, match="MAX_EPOCHS"):
+        TrainConfig(epochs=config.MAX_EPOCHS + 1)
+    with pytest.raises(ValueError, match="MAX_EPOCHS"):
+        TrainConfig(epochs=1_000_000_000_000)
+
+
+@pytest.mark.parametrize("device", ["foo", "gpu0", 3, ""])
+def test_an_unknown_device_is_a_clear_value_error(device):
+    with pytest.raises(ValueError, match="unknown device"):
+        TrainConfig(device=device)
+    with pytest.raises(ValueError, match="unknown device"):
+        train.resolve_device(device if device != "" else "foo")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
+def test_cuda_without_a_gpu_is_a_clear_value_error():
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        train.resolve_device("cuda")
+
+
+def test_cache_folder_must_be_writable(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder.*--no-cache"):
+        cache.check_writable(afile)
+    with pytest.raises(ValueError, match="not writable"):
+        cache.check_writable(afile / "sub")  # a folder cannot be made under a file
+    assert cache.check_writable(tmp_path / "new" / "dir").is_dir()
+
+
+def test_entries_carry_a_checksum_and_refuse_any_change(tmp_path):
+    path = tmp_path / "entry.pt"
+    cache.save(path, {"w": torch.arange(1000.0)})
+    blob = path.read_bytes()
+    assert blob.startswith(cache.MAGIC)
+    for i in (len(cache.MAGIC) + 3, len(blob) // 2, len(blob) - 1):  # header, payload, last byte
+        bad = bytearray(blob)
+        bad[i] ^= 0x01
+        path.write_bytes(bytes(bad))
+        with pytest.raises(cache.DamagedEntry, match="entry.pt"):
+            cache.read(path)
+    path.write_bytes(blob[:-1])
+    with pytest.raises(cache.DamagedEntry, match="truncated"):
+        cache.read(path)
+
+
+def test_key_holds_code_version_and_device(tmp_path, monkeypatch):
+    before = cache.entry_path("teacher", ("k",), tmp_path, device="cpu")
+    monkeypatch.setattr(cache, "_code_version", lambda: ("9.9.9", "9.9"))
+    assert cache.entry_path("teacher", ("k",), tmp_path, device="cpu") != before
+    monkeypatch.undo()
+    if torch.cuda.is_available():
+        assert cache.entry_path("teacher", ("k",), tmp_path, device="cuda") != before
+    else:  # the device type is hashed: another type gives another name
+        monkeypatch.setattr("skdtutor.steps.resolve_device", lambda d: torch.device("cuda"))
+        assert cache.entry_path("teacher", ("k",), tmp_path, device="cuda") != before
+
+
+def test_damaged_entry_rejected_by_validate_warns_and_reads_as_missing(tmp_path):
+    path = tmp_path / "teacher-shape.pt"
+    cache.save(path, {"w": torch.zeros(3)})
+
+    def fits(obj):
+        if obj["w"].shape != (4,):
+            raise ValueError("w has the wrong shape")
+
+    with pytest.warns(RuntimeWarning, match="teacher-shape.*wrong shape"):
+        assert cache.load(path, validate=fits) is None
+    assert cache.load(path)["w"].shape == (3,)

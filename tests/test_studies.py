@@ -251,3 +251,35 @@ def test_semi_supervised_rows_and_cache(tmp_path):
     soft_kd = runs[(runs["fraction"] == 0.1) & (runs["targets"] == "soft") & (runs["method"] == "kd")
                    & (runs["teacher_labels"] == "labelled part")]
     np.testing.assert_allclose(soft_kd["test_acc"].to_numpy(), plain["test_acc"].to_numpy(), atol=1e-9)
+
+
+@pytest.mark.parametrize("seeds,needle", [([0, 0, 1], "more than once"), ([-1, 2], ">= 0"), ([], "non-empty"),
+                                          (0, "positive count"), ([1.5], "integers"), (True, "integers")])
+def test_seed_list_refuses_repeated_negative_and_empty_seeds(seeds, needle):
+    from skdtutor.studies import seed_list
+
+    with pytest.raises(ValueError, match=needle):
+        seed_list(seeds)
+    assert seed_list(3) == [0, 1, 2] and seed_list([4, 2]) == [4, 2]
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(methods=("kd@dice",), gamma=2.0), "gamma"),
+    (dict(methods=("kd@dice",), dice_temperatures=(0.001,)), "temperature"),
+    (dict(methods=("ce",), multiplier=1e300), "multiplier"),
+    (dict(methods=("kd",), temperatures=(1e-40,)), "temperature"),
+    (dict(student_width=0), "width"), (dict(student_epochs=20_000), "MAX_EPOCHS"),
+    (dict(device="foo"), "unknown device"), (dict(seeds=[1, 1]), "more than once"),
+])
+def test_compare_validates_everything_before_training(monkeypatch, kwargs, needle):
+    from skdtutor import studies
+
+    def refuse(*a, **k):
+        raise AssertionError("trained before validating")
+
+    monkeypatch.setattr(studies, "get_teacher", refuse)
+    monkeypatch.setattr(studies.data_mod, "load", refuse)
+    with pytest.raises(ValueError, match=needle):
+        studies.compare("digits", **kwargs)
+    with pytest.raises(ValueError, match=needle):
+        studies.results_table(["digits", "mnist1d"], **kwargs)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from typing import ClassVar  # noqa: F401 - dataclasses resolve the test losses' ClassVar here
+
 import pytest
 import torch
 from torch import nn
@@ -414,3 +416,84 @@ def test_fast_softmax_helpers_match_torch(classes):
         g1, = torch.autograd.grad(got.sin().sum(), z)
         g2, = torch.autograd.grad(want.sin().sum(), z)
         torch.testing.assert_close(g1, g2)
+
+
+# --------------------------------------------------------------------------- divergence
+@pytest.fixture
+def scaled_ce():
+    """A loss whose ``scale`` can make one member diverge (inf), registered for this test only."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from skdtutor.losses import METHODS, DistillLoss
+
+    @dataclass(frozen=True)
+    class ScaledCE(DistillLoss):
+        scale: float = 1.0
+        name: ClassVar[str] = "scaled-ce-test"
+        stackable: ClassVar[tuple[str, ...]] = ("scale",)
+        needs_teacher: ClassVar[bool] = False
+
+        @staticmethod
+        def per_sample(student_logits, teacher_logits=None, labels=None, label_mask=None, *, scale):
+            # scale is a number, or (members, 1, 1) in a stacked sweep: broadcast like the logits
+            return (CE.per_sample(student_logits, None, labels, label_mask).unsqueeze(-1) * scale).squeeze(-1)
+
+    yield ScaledCE
+    METHODS.pop("scaled-ce-test", None)
+
+
+def test_a_diverged_run_stops_with_a_clear_error(digits, scaled_ce):
+    with pytest.raises(train.DivergedError, match=r"scaled-ce-test \(scale=inf\), seed 3, epoch 1: "
+                                                  r"non-finite loss.*lower the learning rate"):
+        train.distill(mlp(digits, seed=3), None, digits, scaled_ce(scale=float("inf")), 3, seed=3,
+                      device="cpu", progress=False)
+
+
+def test_a_diverged_checkpointed_run_keeps_its_last_good_checkpoint(digits, tmp_path):
+    path = tmp_path / "run.pt"
+    model = mlp(digits, seed=0)
+    train.train_teacher(model, digits, 3, device="cpu", progress=False, checkpoint=path, stop_after=1)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))  # a weight gone bad: caught after the epoch
+    with pytest.raises(train.DivergedError, match="epoch 1"):  # never saved as a checkpoint
+        train.train_teacher(model, digits, 3, device="cpu", progress=False, checkpoint=path)
+    from skdtutor import cache
+    assert cache.read(path)["epoch"] == 1
+
+
+def test_a_diverged_sweep_member_is_marked_and_the_others_are_unaffected(digits, scaled_ce):
+    members = [sweep.SweepMember(scaled_ce(1.0), 0), sweep.SweepMember(scaled_ce(float("inf")), 0),
+               sweep.SweepMember(scaled_ce(1.0), 1)]
+    with pytest.warns(RuntimeWarning, match=r"scale=inf\), seed 0, epoch 1"):
+        hs = sweep.distill_sweep(lambda: mlp(digits), None, digits, members, 3, lr=3e-3,
+                                 batch_size=64, device="cpu", progress=False)
+    bad = hs[1]
+    assert bad.diverged_epoch == 1 and len(bad.rows) == 1 and bad.final["diverged"] is True
+    assert math.isnan(bad.final["test_acc"]) and math.isnan(bad.final["val_acc"])
+    for i in (0, 2):  # the same numbers as the member's own run
+        alone = train.distill(mlp(digits, seed=members[i].seed), None, digits, members[i].loss, 3,
+                              lr=3e-3, batch_size=64, seed=members[i].seed, device="cpu", progress=False)
+        assert hs[i].diverged_epoch is None and "diverged" not in hs[i].final
+        assert max_gap(hs[i].model, alone.model) < 1e-5
+        assert hs[i].final["test_acc"] == pytest.approx(alone.final["test_acc"], abs=1e-9)
+
+
+# ------------------------------------------------------------------ checkpoint fingerprints
+def test_resume_against_another_teacher_or_data_is_refused(digits, logits, tmp_path):
+    path = tmp_path / "run.pt"
+
+    def run(teacher, bundle, **kw):
+        return train.distill(mlp(bundle, seed=0), teacher, bundle, KD(T=4.0), 2, device="cpu",
+                             progress=False, checkpoint=path, **kw)
+
+    run(logits, digits, stop_after=1)
+    other = train.TeacherLogits(logits.train.flip(-1), logits.val.flip(-1), logits.test.flip(-1))
+    with pytest.raises(ValueError, match=r"run\.pt.*another teacher.*resume=False"):
+        run(other, digits, resume=True)
+    reshuffled = data.load("digits", seed=1)  # other split seed: other samples, same sizes
+    relabelled = train.TeacherLogits(*(torch.zeros(len(getattr(reshuffled, f"y_{s}")), 10)
+                                       for s in ("train", "val", "test")))
+    with pytest.raises(ValueError, match=r"run\.pt.*another data"):
+        run(relabelled, reshuffled, resume=True)
+    assert len(run(logits, digits, resume=True).rows) == 2  # the same teacher and data resume
