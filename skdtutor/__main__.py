@@ -1,11 +1,17 @@
 """Command line: ``python -m skdtutor compare ...`` and ``python -m skdtutor results ...``
-(see ``python -m skdtutor compare --help``, ``python -m skdtutor results --help``)."""
+(see ``python -m skdtutor compare --help``, ``python -m skdtutor results --help``).
+
+The parser is built from the light constants of :mod:`skdtutor.cli_spec`, so ``--help`` never
+imports torch; the heavy modules are imported only when a command runs.
+"""
 from __future__ import annotations
 
 import argparse
 import math
 import sys
 import time
+
+from .cli_spec import CLI_METHODS, DATASET_NAMES, MAX_EPOCHS, MULTIPLIER_RANGE
 
 
 def _floats(text: str) -> list[float]:
@@ -28,21 +34,12 @@ def _choices(text: str, known, what: str) -> list[str]:
     return values
 
 
-def _method_names() -> list[str]:
-    from .losses import METHODS
-    from .studies import KD_AT_DICE
-
-    return [*METHODS, KD_AT_DICE]
-
-
 def _methods(text: str) -> list[str]:
-    return _choices(text, _method_names(), "method")
+    return _choices(text, CLI_METHODS, "method")
 
 
 def _datasets(text: str) -> list[str]:
-    from .data import DATASETS
-
-    return _choices(text, DATASETS, "dataset")
+    return _choices(text, DATASET_NAMES, "dataset")
 
 
 def _positive_int(text: str) -> int:
@@ -56,8 +53,6 @@ def _positive_int(text: str) -> int:
 
 
 def _epochs(text: str) -> int:
-    from .config import MAX_EPOCHS
-
     value = _positive_int(text)
     if value > MAX_EPOCHS:
         raise argparse.ArgumentTypeError(f"{text} epochs is above the limit of {MAX_EPOCHS}; pass fewer")
@@ -104,9 +99,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data import DATASETS
-
-    methods = ", ".join(_method_names())
+    """The parser of both commands, from light data only (no torch import)."""
+    methods = ", ".join(CLI_METHODS)
 
     parser = _Parser(prog="python -m skdtutor",
                                      description="Knowledge distillation experiments from the skdtutor book.")
@@ -117,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(method, temperature, seed) and print test accuracy mean ± std per method and T. "
                     "Architectures and epochs default to the dataset's setting (skdtutor.config.SETTINGS).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    c.add_argument("--dataset", default="mnist1d", choices=DATASETS,
+    c.add_argument("--dataset", default="mnist1d", choices=DATASET_NAMES,
                    help="dataset; digits and mnist1d need no download")
     c.add_argument("--teacher", default=None, help="teacher architecture: mlp, cnn, resnet18/34/50 "
                    "(default: the dataset's setting)")
@@ -129,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(kd@dice: KD at the temperature chosen by the Dice search)")
     c.add_argument("--temperatures", type=_floats, default=[1.0, 4.0, 16.0],
                    help="comma-separated distillation temperatures (ce ignores them)")
-    for p in (c, _results_parser(sub, DATASETS, methods)):
+    for p in (c, _results_parser(sub, DATASET_NAMES, methods)):
         _add_common_options(p)
     return parser
 
@@ -162,7 +156,8 @@ def _add_common_options(p) -> None:
                    help="number of student seeds (0..N-1), or a comma-separated list of distinct seeds")
     p.add_argument("--gamma", type=float, default=0.9, help="weight of the distillation term, in [0, 1]")
     p.add_argument("--multiplier", type=float, default=2.0,
-                   help="SKD sphere multiplier, in [0.01, 1000] (skdtutor.losses.MULTIPLIER_RANGE)")
+                   help="SKD sphere multiplier, in [{:g}, {:g}] (skdtutor.losses.MULTIPLIER_RANGE)"
+                        .format(*MULTIPLIER_RANGE))
     p.add_argument("--teacher-epochs", type=_epochs, default=None,
                    help="teacher epochs (default: the dataset's setting)")
     p.add_argument("--student-epochs", type=_epochs, default=None,

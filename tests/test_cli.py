@@ -161,3 +161,31 @@ def test_a_mistake_in_a_real_process_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "python -m skdtutor compare: error: unknown device 'foo'; use 'auto', 'cpu', 'cuda' or 'cuda:N'"]
+
+
+# The light parser: `--help` never imports torch, and its names cannot drift from the package's.
+
+@pytest.mark.parametrize("args", [["--help"], ["compare", "--help"], ["results", "--help"]])
+def test_help_imports_no_torch(args):
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "skdtutor", *args],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage" in proc.stdout.lower()
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "skdtutor.cli_spec" in imported  # -X importtime did report this run's imports
+    heavy = {m for m in imported if m.split(".")[0] in ("torch", "numpy", "pandas", "matplotlib")}
+    assert not heavy, sorted(heavy)[:5]
+
+
+def test_cli_names_equal_the_package_registries():
+    from skdtutor import cli_spec, config, data, losses, studies
+
+    assert cli_spec.METHOD_NAMES == tuple(losses.METHODS)
+    assert cli_spec.KD_AT_DICE == studies.KD_AT_DICE
+    assert cli_spec.CLI_METHODS == (*losses.METHODS, studies.KD_AT_DICE)
+    assert cli_spec.DATASET_NAMES == tuple(data.DATASETS)
+    assert cli_spec.OFFLINE_DATASET_NAMES == tuple(data.OFFLINE_DATASETS)
+    assert cli_spec.MAX_EPOCHS == config.MAX_EPOCHS
+    assert cli_spec.MULTIPLIER_RANGE == tuple(losses.MULTIPLIER_RANGE)
