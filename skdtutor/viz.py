@@ -27,7 +27,7 @@ from .style import (COLORS, COLUMN_PX, FIGURE_DPI, FONT_PT, METHOD_COLORS, METHO
 __all__ = ["set_style", "COLUMN_PX", "FIGURE_DPI", "figsize", "COLORS", "METHOD_COLORS", "METHOD_STYLES",
            "method_color", "method_style", "class_colors", "legend_outside", "ce_band", "temperature_grid",
            "errorbar_lines", "glue", "glue_words", "softmax_explorer", "SoftmaxExplorer", "show_input",
-           "kd_pipeline"]
+           "kd_pipeline", "glue_all"]
 
 
 def set_style() -> None:
@@ -181,6 +181,13 @@ def glue_words(name: str, text: str):
     from IPython.display import Markdown
 
     return glue(name, Markdown(text))
+
+
+def glue_all(prefix: str, values, words: bool = False) -> dict:
+    """Glue every ``key: value`` of the mapping ``values`` as ``prefix + key`` (:func:`glue`;
+    :func:`glue_words` when ``words``). Returns ``{prefix + key: glued value}``."""
+    put = glue_words if words else glue
+    return {prefix + k: put(prefix + k, v) for k, v in values.items()}
 
 
 def show_input(x, ax=None, title: str | None = None):

@@ -71,6 +71,17 @@ def test_glue_converts_one_element_values_and_glues_words_as_markdown(monkeypatc
     assert name == "d" and value._repr_markdown_() == "both datasets"
 
 
+def test_glue_all_prefixes_every_key_and_glues_words_as_markdown(monkeypatch):
+    calls = []
+    fake = types.ModuleType("myst_nb")
+    fake.glue = lambda name, value, display=False: calls.append((name, value))
+    monkeypatch.setitem(sys.modules, "myst_nb", fake)
+    out = viz.glue_all("ch0_", {"x": np.float64(1.5), "n": torch.tensor(4)})
+    assert calls == [("ch0_x", 1.5), ("ch0_n", 4)] and out == {"ch0_x": 1.5, "ch0_n": 4}
+    viz.glue_all("ch0_", {"w": "better"}, words=True)
+    assert calls[-1][0] == "ch0_w" and calls[-1][1]._repr_markdown_() == "better"
+
+
 # ----------------------------------------------------------------------------- the figure style
 
 def _lab(hex_color: str) -> np.ndarray:
