@@ -70,6 +70,22 @@ def test_each_member_learns_from_its_own_teacher(digits, two_teachers, batched):
             assert rows["test_agreement"][i] == pytest.approx(agreement(test, teacher.test), abs=1e-6)
 
 
+def test_a_label_mask_reaches_every_member_of_every_teacher(digits, two_teachers):
+    """Chapter 5's set-up: students of two teachers stacked with one label mask equal
+    sequential distill() runs with that mask; another mask changes every distilled student."""
+    n = len(digits.y_train)
+    members = PLAN[2:]
+    masks = [torch.arange(n) % 10 == 0, torch.arange(n) % 2 == 0]
+    results = [run_students(digits, two_teachers, SPEC, members, CFG, labelled=m) for m in masks]
+    for i, m in enumerate(members):
+        for mask, result in zip(masks, results):
+            model = SPEC.build(digits, seed=m.seed)
+            h = distill(model, two_teachers[m.teacher], digits, m.loss, 2, lr=1e-3, batch_size=256,
+                        seed=m.seed, labelled=mask, progress=False)
+            assert result.rows["train_loss"][i] == pytest.approx(h.final["train_loss"], rel=1e-5), m
+        assert results[0].rows["train_loss"][i] != pytest.approx(results[1].rows["train_loss"][i], rel=1e-3)
+
+
 def test_second_call_is_read_from_the_cache(digits, two_teachers, monkeypatch, tmp_path):
     first = run_students(digits, two_teachers, SPEC, PLAN[:4], CFG, cache=tmp_path, use_cache=True)
     monkeypatch.setattr(runs, "distill_sweep", lambda *a, **k: pytest.fail("retrained"))
