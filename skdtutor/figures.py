@@ -1,0 +1,155 @@
+"""The book's recurring figure types, drawn in the style of :mod:`skdtutor.viz`.
+
+* :func:`gain_panel` and :func:`regime_gains`: the regime map's gains of the best KD and SKD
+  students over CE (chapter 2), from :mod:`skdtutor.regime`'s summary;
+* :func:`accuracy_vs_T`: test accuracy against the temperature, one panel per dataset, one
+  mean ± std line per method and the CE student as a band (chapters 3, 4 and 6);
+* :func:`sum_zero_plane`, :func:`plane_axes` and :func:`circle`: three-class logit vectors
+  drawn in the plane where the three logits sum to zero (the picture of the sphere,
+  chapter 3).
+
+matplotlib is imported when a figure is drawn.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .stats import seed_summary
+from .style import COLORS, figsize, method_style
+from .viz import ce_band, errorbar_lines, legend_outside
+
+__all__ = ["AXIS_LABELS", "gain_panel", "regime_gains", "accuracy_vs_T", "sum_zero_plane", "plane_axes", "circle"]
+
+
+AXIS_LABELS = {"size": "student parameters", "fraction": "share of the training digits"}
+_AXIS_COLUMNS = {"size": "params", "fraction": "fraction"}
+
+
+def gain_panel(ax, part):
+    """One regime-map panel: CE at 0 with its seed std as a grey band, and the best KD and SKD
+    students' gains over CE ± their seed std (points), against the student's parameters
+    (``axis == "size"``) or the share of training data (``"fraction"``), on a log axis.
+    ``part`` holds rows of one dataset and one axis. Returns the Axes."""
+    x = _AXIS_COLUMNS[part["axis"].iloc[0]]
+    part = part.sort_values(x)
+    xs = part[x].to_numpy(dtype=float)
+    ce = 100 * part["ce_std"].to_numpy(dtype=float)
+    ax.fill_between(xs, -ce, ce, color=COLORS["ce"], alpha=0.15, lw=0)
+    ax.plot(xs, 0 * xs, color=COLORS["ce"], lw=1.4, label="CE (labels only) ± std")
+    for m in ("kd", "skd"):
+        ax.errorbar(xs, 100 * part[f"{m}_gain"].to_numpy(dtype=float),
+                    yerr=100 * part[f"{m}_std"].to_numpy(dtype=float),
+                    label=f"best {m.upper()} − CE, ± std", **method_style(m))
+    ax.set_xscale("log")
+    return ax
+
+
+def regime_gains(summary, axis: str = "size"):
+    """:func:`gain_panel` for every dataset with rows on ``axis`` (``"size"`` or
+    ``"fraction"``), side by side at the column's width, fractions ticked in %, one legend
+    below. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    if axis not in _AXIS_COLUMNS:
+        raise ValueError(f"axis must be one of {sorted(_AXIS_COLUMNS)}, got {axis!r}")
+    rows = summary[summary["axis"] == axis]
+    names = list(dict.fromkeys(rows["dataset"]))
+    fig, axes = plt.subplots(1, len(names), figsize=figsize("grid", height=2.7), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        part = rows[rows["dataset"] == name]
+        gain_panel(ax, part)
+        if axis == "fraction":
+            fracs = sorted(part["fraction"].astype(float).unique())
+            ax.set_xticks(fracs, [f"{f:.0%}" for f in fracs], minor=False)
+            ax.minorticks_off()
+        ax.set(title=name, xlabel=AXIS_LABELS[axis])
+    axes[0][0].set_ylabel("test accuracy gain (points)")
+    fig.tight_layout()
+    legend_outside(fig, ncol=3)
+    return fig
+
+
+def accuracy_vs_T(runs, methods: Sequence[str] = ("kd", "skd"), by: str = "dataset",
+                  labels: Mapping[str, str] | None = None, value: str = "test_acc",
+                  dodge: float = 0.06, legend: bool = True):
+    """One panel per value of ``by`` (in order of appearance): the mean ± std over the seeds
+    of ``value`` (fractions, shown in %) against ``T`` (log-2 axis, ticks at the temperatures
+    of the rows) for every method of ``methods`` (:func:`skdtutor.viz.errorbar_lines`), and
+    the ``ce`` rows of the panel as a band (:func:`skdtutor.viz.ce_band`).
+
+    ``runs`` has one row per student: columns ``by``, ``method``, ``T``, ``seed`` and
+    ``value``. ``labels`` renames methods in the legend (``{"kd": "KD"}``). With ``legend``
+    the figure is laid out and gets one legend below it; pass ``legend=False`` to draw more
+    and call :func:`skdtutor.viz.legend_outside` yourself. Returns ``(fig, {name: Axes})``.
+    """
+    import matplotlib.pyplot as plt
+
+    labels = dict(labels or {})
+    names = list(dict.fromkeys(runs[by]))
+    fig, axes = plt.subplots(1, len(names), figsize=figsize("two" if len(names) > 1 else "one"),
+                             squeeze=False)
+    panels = dict(zip(names, axes[0]))
+    for name, ax in panels.items():
+        part = runs[runs[by] == name]
+        curves = part[part["method"].isin(methods)]
+        summary = seed_summary(curves, by=("method", "T"), value=value)
+        order = {m: k for k, m in enumerate(methods)}
+        summary = summary.sort_values("method", key=lambda s: s.map(order), kind="stable")
+        errorbar_lines(summary, x="T", ax=ax, legend=False, dodge=dodge)
+        for container in ax.containers:
+            container.set_label(labels.get(container.get_label(), container.get_label()))
+        ce = part.loc[part["method"] == "ce", value].to_numpy(dtype=float)
+        if len(ce):
+            ce_band(ax, ce.mean(), ce.std(ddof=1) if len(ce) > 1 else 0.0, scale=100)
+        temps = sorted(curves["T"].astype(float).unique())
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(temps, [f"{t:g}" for t in temps])
+        ax.minorticks_off()
+        ax.set(xlabel="temperature T", title=str(name),
+               ylabel="test accuracy (%)" if ax is axes[0][0] else "")
+    if legend:
+        fig.tight_layout()
+        legend_outside(fig)
+    return fig, panels
+
+
+_PLANE = torch.tensor([[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]], dtype=torch.float64)
+_PLANE = _PLANE / _PLANE.norm(dim=1, keepdim=True)  # an orthonormal basis of {z : sum z = 0}
+
+
+def sum_zero_plane(z) -> torch.Tensor:
+    """2-D coordinates of three-class logit vectors ``z`` (n, 3): centred (the softmax ignores
+    the mean), then written in an orthonormal basis of the plane where the logits sum to zero.
+    Lengths and angles of the centred vectors are kept."""
+    z = torch.as_tensor(z, dtype=torch.float64)
+    if z.dim() != 2 or z.shape[1] != 3:
+        raise ValueError(f"sum_zero_plane takes logits of shape (n, 3), got {tuple(z.shape)}")
+    return (z - z.mean(-1, keepdim=True)) @ _PLANE.T
+
+
+def plane_axes(ax, class_names: Sequence, extent: float, labels: bool = False):
+    """Axes for :func:`sum_zero_plane` points: square, ``±extent``, no ticks, and the three
+    decision boundaries as grey rays from the centre (between two rays one class has the
+    largest logit); with ``labels``, ``"c" wins`` written inside each class's region.
+    Returns the Axes."""
+    corners = sum_zero_plane(torch.eye(3, dtype=torch.float64))  # where a class wins most
+    for k, name in enumerate(class_names):
+        d = (corners[k] / corners[k].norm()).numpy()
+        ax.plot([0, -extent * d[0]], [0, -extent * d[1]], color="0.75", lw=0.8)
+        if labels:
+            ax.text(*(0.85 * extent * d), f'"{name}" wins', ha="center", fontsize=8, color="0.35")
+    ax.set(aspect="equal", xlim=(-extent, extent), ylim=(-extent, extent), xticks=[], yticks=[])
+    ax.grid(False)
+    ax.spines[:].set_visible(False)
+    return ax
+
+
+def circle(ax, radius: float, method: str = "skd", **style):
+    """A circle of ``radius`` around the origin in ``method``'s colour and line style (SKD:
+    pink dashed), no markers; ``style`` overrides. Returns the Line2D."""
+    a = np.linspace(0, 2 * np.pi, 200)
+    kw = {**method_style(method), "marker": None, "lw": 1.1, **style}
+    return ax.plot(radius * np.cos(a), radius * np.sin(a), **kw)[0]

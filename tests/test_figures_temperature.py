@@ -1,0 +1,90 @@
+"""skdtutor.figures: accuracy against T (chapters 3, 4, 6) and the sum-zero plane (chapter 3)."""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from skdtutor import figures, style
+
+matplotlib.use("Agg")
+
+
+def _runs():
+    rng = np.random.default_rng(0)
+    rows = [dict(dataset=d, method="ce", T=np.nan, seed=s, test_acc=0.5 + 0.01 * s + 0.1 * k)
+            for k, d in enumerate(("b", "a")) for s in range(3)]
+    rows += [dict(dataset=d, method=m, T=t, seed=s, test_acc=float(rng.uniform(0.4, 0.9)))
+             for d in ("b", "a") for m in ("skd", "kd", "dice") for t in (1.0, 4.0, 16.0)
+             for s in range(3)]
+    return pd.DataFrame(rows)
+
+
+def test_accuracy_vs_T_one_panel_per_dataset_means_stds_and_ce_band():
+    import matplotlib.pyplot as plt
+
+    runs = _runs()
+    fig, panels = figures.accuracy_vs_T(runs, methods=("kd", "skd"), labels={"kd": "KD"}, dodge=0)
+    try:
+        assert list(panels) == ["b", "a"] and [ax.get_title() for ax in fig.axes] == ["b", "a"]
+        assert len(fig.legends) == 1
+        ax = panels["a"]
+        bars = {c.get_label(): c for c in ax.containers}
+        assert set(bars) == {"KD", "skd"}                      # dice not drawn, kd renamed
+        for label, method in (("KD", "kd"), ("skd", "skd")):
+            part = runs[(runs.dataset == "a") & (runs.method == method)]
+            means = part.groupby("T")["test_acc"].mean().sort_index()
+            stds = part.groupby("T")["test_acc"].std(ddof=1).sort_index()
+            line = bars[label].lines[0]
+            np.testing.assert_allclose(line.get_xdata(), means.index)
+            np.testing.assert_allclose(line.get_ydata(), 100 * means.to_numpy())
+            top = bars[label].lines[2][0].get_segments()
+            np.testing.assert_allclose([seg[1, 1] - seg[0, 1] for seg in top], 200 * stds.to_numpy())
+            assert line.get_color() == style.method_style(method)["color"]
+        ce = runs[(runs.dataset == "a") & (runs.method == "ce")]["test_acc"]
+        (ce_line,) = [l for l in ax.get_lines() if l.get_label().startswith("CE")]
+        np.testing.assert_allclose(ce_line.get_ydata(), 100 * ce.mean())
+        (patch,) = ax.patches                                    # the band, in data units
+        band = ax.transData.inverted().transform(patch.get_transform().transform(patch.get_path().vertices))
+        assert band[:, 1].max() == pytest.approx(100 * (ce.mean() + ce.std(ddof=1)))
+        assert band[:, 1].min() == pytest.approx(100 * (ce.mean() - ce.std(ddof=1)))
+        assert ax.get_xscale() == "log"
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "4", "16"]
+    finally:
+        plt.close(fig)
+
+
+def test_sum_zero_plane_keeps_lengths_and_angles_and_drops_the_mean():
+    z = torch.randn(50, 3, dtype=torch.float64)
+    xy = figures.sum_zero_plane(z)
+    c = z - z.mean(-1, keepdim=True)
+    torch.testing.assert_close(xy.norm(dim=-1), c.norm(dim=-1))
+    torch.testing.assert_close(xy @ xy.T, c @ c.T)                # all inner products kept
+    torch.testing.assert_close(figures.sum_zero_plane(z + 5.0), xy)
+    with pytest.raises(ValueError):
+        figures.sum_zero_plane(torch.zeros(4, 10))
+
+
+def test_plane_axes_rays_and_circle_radius():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    try:
+        figures.plane_axes(ax, ["3", "5", "8"], extent=2.0, labels=True)
+        rays = ax.get_lines()
+        assert len(rays) == 3 and [t.get_text() for t in ax.texts] == ['"3" wins', '"5" wins', '"8" wins']
+        for ray, k in zip(rays, range(3)):   # a ray is where the two other classes tie for the lead
+            end = np.array([ray.get_xdata()[1], ray.get_ydata()[1]])
+            assert np.hypot(*end) == pytest.approx(2.0)
+            corner = figures.sum_zero_plane(torch.eye(3))[k].numpy()
+            assert end @ corner == pytest.approx(-2.0 * np.linalg.norm(corner))
+        line = figures.circle(ax, 1.5)
+        np.testing.assert_allclose(np.hypot(line.get_xdata(), line.get_ydata()), 1.5)
+        assert line.get_linestyle() == "--" and line.get_color() == style.method_style("skd")["color"]
+        assert ax.get_xlim() == (-2.0, 2.0)
+    finally:
+        plt.close(fig)
