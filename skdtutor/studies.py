@@ -25,7 +25,7 @@ from .runs import plan, run_students
 from .steps import resolve_device
 from .stats import mean_pm_std, seed_summary
 from .teachers import get_teacher
-from .temperature import DEFAULT_TEMPERATURES, dice_temperature_search
+from .temperature import DEFAULT_TEMPERATURES, dice_choice_per_seed
 
 __all__ = ["KD_AT_DICE", "RESULT_METHODS", "compare", "prepare_compare", "results_table", "seed_list",
            "loss_for", "diverged_note"]
@@ -199,15 +199,16 @@ def _run_compare(p: _ComparePlan) -> pd.DataFrame:
     result = students(p.losses, seeds, keep_logits=at_dice)
     runs, searches = result.rows, {}
     if at_dice:
+        ce_val = {int(seed): logits["val"]  # a diverged CE student cannot choose a temperature
+                  for logits, method, seed, diverged in zip(result.logits, runs["method"],
+                                                            runs["seed"], runs["diverged"])
+                  if method == "ce" and not diverged}
+        per_seed, tables = dice_choice_per_seed(t_logits.val, ce_val, data.y_val, p.dice_temperatures)
+        # plain lists in attrs: pandas compares attrs
+        searches = {seed: table.to_dict("list") for seed, table in tables.items()}
         chosen: dict[float, list[int]] = {}
-        for logits, method, seed, diverged in zip(result.logits, runs["method"], runs["seed"],
-                                                  runs["diverged"]):
-            if method != "ce" or diverged:  # a diverged CE student cannot choose a temperature
-                continue
-            T, table = dice_temperature_search(t_logits.val, logits["val"], data.y_val,
-                                               temperatures=p.dice_temperatures)
-            searches[int(seed)] = table.to_dict("list")  # plain lists: pandas compares attrs
-            chosen.setdefault(T, []).append(int(seed))
+        for seed, T in per_seed.items():
+            chosen.setdefault(T, []).append(seed)
         parts = [runs if "ce" in methods else runs[runs["method"] != "ce"]]
         for T, t_seeds in chosen.items():
             part = students([make_loss("kd", T=T, gamma=gamma)], t_seeds).rows

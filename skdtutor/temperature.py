@@ -7,7 +7,7 @@ faithful to the labels. Both resemblances are measured with the soft Dice of
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .losses import check_labels, check_pair, check_temperature, soft_dice
 
-__all__ = ["dice_temperature_search", "DEFAULT_TEMPERATURES"]
+__all__ = ["dice_temperature_search", "best_temperature", "dice_choice_per_seed", "DEFAULT_TEMPERATURES"]
 
 DEFAULT_TEMPERATURES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
 
@@ -80,6 +80,35 @@ def dice_temperature_search(teacher_logits: torch.Tensor, student_logits: torch.
         rows.append({"T": float(T), "student_term": student_term, "label_term": label_term,
                      "total": student_term + label_term})
     table = pd.DataFrame(rows)
-    best_temperature = float(table.loc[table["total"].idxmin(), "T"])
-    return best_temperature, table
+    return best_temperature(table), table
+
+
+def best_temperature(table: pd.DataFrame, among: Sequence[float] | None = None) -> float:
+    """The temperature of a :func:`dice_temperature_search` table with the smallest
+    ``total`` (the first such row on a tie), or the best of the candidates ``among`` only,
+    each of which must be a row of the table: ``best_temperature(table, among=[1, 4, 16])``
+    is what a search over ``[1, 4, 16]`` returns."""
+    rows = table
+    if among is not None:
+        among = [float(T) for T in among]
+        missing = sorted(set(among) - set(table["T"]))
+        if not among or missing:
+            raise ValueError(f"among must hold temperatures of the table; {missing or 'none'} "
+                             f"not in {table['T'].tolist()}")
+        rows = table[table["T"].isin(among)]
+    return float(rows.loc[rows["total"].idxmin(), "T"])
+
+
+def dice_choice_per_seed(teacher_logits: torch.Tensor, student_logits: Mapping[int, torch.Tensor],
+                         labels: torch.Tensor,
+                         temperatures: Sequence[float] = DEFAULT_TEMPERATURES, **options):
+    """:func:`dice_temperature_search` for every seed's CE student against one teacher, on
+    the same samples: ``student_logits`` maps a seed to its student's logits. Returns
+    ``({seed: best T}, {seed: table})``, in the order of ``student_logits`` (both empty when
+    it is). ``options`` are those of :func:`dice_temperature_search` (``soften_student``)."""
+    chosen, tables = {}, {}
+    for seed, logits in student_logits.items():
+        chosen[seed], tables[seed] = dice_temperature_search(teacher_logits, logits, labels,
+                                                             temperatures, **options)
+    return chosen, tables
 

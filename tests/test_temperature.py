@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from reference import softmax as np_softmax  # independent NumPy reference
-from skdtutor.temperature import DEFAULT_TEMPERATURES, dice_temperature_search
+from skdtutor.temperature import (DEFAULT_TEMPERATURES, best_temperature, dice_choice_per_seed,
+                                  dice_temperature_search)
 
 
 def brute_force(teacher, student, labels, temperatures, soften_student=False, eps=1e-7):
@@ -157,3 +158,43 @@ def test_missing_labels_raise_value_error(rng):
     t, s, _ = _ok(rng)
     with pytest.raises(ValueError, match="labels"):
         dice_temperature_search(t, s, None)
+
+
+# --------------------------------------------------------------------- choosing from a table
+
+def test_best_temperature_among_candidates_equals_a_search_over_them(logits):
+    teacher, student, labels = logits
+    full = [0.5, 1.0, 2.0, 3.0, 4.0, 8.0, 16.0, 32.0]
+    _, table = _call(teacher, student, labels, temperatures=full)
+    assert best_temperature(table) == _call(teacher, student, labels, temperatures=full)[0]
+    for subset in ([1.0, 4.0, 16.0], [32.0, 0.5], [8.0]):
+        expected, _ = _call(teacher, student, labels, temperatures=subset)
+        assert best_temperature(table, among=subset) == expected
+        # and by hand: the smallest total among the subset's rows
+        totals = {T: table.loc[table["T"] == T, "total"].item() for T in subset}
+        assert expected == min(subset, key=lambda T: (totals[T], full.index(T)))
+
+
+def test_best_temperature_refuses_candidates_outside_the_table(logits):
+    teacher, student, labels = logits
+    _, table = _call(teacher, student, labels, temperatures=[1.0, 2.0])
+    with pytest.raises(ValueError, match="among"):
+        best_temperature(table, among=[1.0, 5.0])
+    with pytest.raises(ValueError, match="among"):
+        best_temperature(table, among=[])
+
+
+def test_dice_choice_per_seed_is_one_search_per_student(logits, rng):
+    teacher, student, labels = logits
+    other = student + rng.normal(size=student.shape) * 3.0  # a second, different student
+    t, y = torch.tensor(teacher, dtype=torch.float32), torch.tensor(labels)
+    students = {2: torch.tensor(student, dtype=torch.float32),
+                0: torch.tensor(other, dtype=torch.float32)}
+    temps = [0.5, 1.0, 4.0, 16.0]
+    chosen, tables = dice_choice_per_seed(t, students, y, temps, soften_student=True)
+    assert list(chosen) == list(tables) == [2, 0]  # the order of the mapping
+    for seed, s in students.items():
+        best, table = dice_temperature_search(t, s, y, temps, soften_student=True)
+        assert chosen[seed] == best
+        pd.testing.assert_frame_equal(tables[seed], table)
+    assert dice_choice_per_seed(t, {}, y, temps) == ({}, {})
