@@ -72,12 +72,13 @@ def method_color(method: str) -> str:
     return METHOD_COLORS.get(_method_key(method), _UNKNOWN)
 
 
-def method_style(method: str) -> dict:
+def method_style(method: str, **overrides) -> dict:
     """Keyword arguments for ``ax.plot``/``ax.errorbar``: the method's ``color``, ``ls`` and
-    ``marker``. Methods that share a colour never share a line style."""
+    ``marker``, then ``overrides`` (``method_style("kd", marker=None, lw=1)``). Methods that
+    share a colour never share a line style."""
     key = _method_key(method)
     style = METHOD_STYLES.get(key, {"ls": "-", "marker": "o"})
-    return {"color": method_color(key), **style}
+    return {"color": method_color(key), **style, **overrides}
 
 
 def class_colors(n_classes: int, true: int | None = None, base: str | None = None) -> list[str]:

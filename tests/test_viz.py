@@ -124,6 +124,9 @@ def test_methods_with_similar_roles_differ_in_line_style():
     lines = [(s["ls"], s["marker"]) for s in styles.values()]
     assert len(set(lines)) == len(lines)
     assert styles["skd"]["ls"] != styles["kd"]["ls"]
+    # overrides replace or add keys, the rest of the method's style stays
+    plain = viz.method_style("skd", marker=None, lw=2)
+    assert plain == {**styles["skd"], "marker": None, "lw": 2}
 
 
 @pytest.mark.parametrize("kind, rows", [("one", 1), ("two", 1), ("grid", 1), ("grid", 3)])
