@@ -1,9 +1,9 @@
 """Figures shared by the book's chapters: one style, one colour per method.
 
 :func:`set_style` is called at the top of every chapter; :func:`temperature_grid` is the
-static view of softened distributions; :func:`legend_outside`, :func:`ce_band` and
-:func:`errorbar_lines` draw what the chapters repeat; :func:`kd_pipeline` is the schematic of
-the KD objective; :func:`glue` and :func:`glue_words`
+static view of softened distributions; :func:`legend_outside`, :func:`ce_band`,
+:func:`errorbar_lines` and :func:`probability_bars` draw what the chapters repeat;
+:func:`kd_pipeline` is the schematic of the KD objective; :func:`glue` and :func:`glue_words`
 put numbers and number-chosen words into the text.
 
 The constants of the style (column width, colours, line styles, :func:`figsize`,
@@ -27,7 +27,7 @@ from .style import (COLORS, COLUMN_PX, FIGURE_DPI, FONT_PT, METHOD_COLORS, METHO
 __all__ = ["set_style", "COLUMN_PX", "FIGURE_DPI", "figsize", "COLORS", "METHOD_COLORS", "METHOD_STYLES",
            "method_color", "method_style", "class_colors", "legend_outside", "ce_band", "temperature_grid",
            "errorbar_lines", "glue", "glue_words", "softmax_explorer", "SoftmaxExplorer", "show_input",
-           "kd_pipeline", "glue_all"]
+           "kd_pipeline", "glue_all", "probability_bars"]
 
 
 def set_style() -> None:
@@ -113,15 +113,10 @@ def temperature_grid(logits, temperatures: Sequence[float] = (1, 2, 4, 8), class
     n = len(temps)
     size = figsize("grid", height=2.3) if n > 2 else figsize("two", height=2.5)
     fig, axes = plt.subplots(1, n, figsize=size, sharey=True, squeeze=False)
-    colors = class_colors(len(z), highlight, base="kd")
     rotate = 90 if (max(map(len, names)) > 2 and len(names) * n > 16) or max(map(len, names)) > 5 else 0
     for ax, T in zip(axes[0], temps):
-        p = torch.softmax(z / T, dim=0).numpy()
-        ax.bar(np.arange(len(p)), p, color=colors)
-        ax.set_xticks(np.arange(len(p)), names, rotation=rotate)
-        ax.set_title(f"T = {T:g}")
-        ax.set_ylim(0, 1)
-        ax.grid(axis="x", visible=False)
+        probability_bars(torch.softmax(z / T, dim=0), names, highlight, "kd", ax=ax,
+                         title=f"T = {T:g}", ylim=1.0, rotation=rotate)
     axes[0][0].set_ylabel("probability")
     if title:
         fig.suptitle(title)
@@ -129,17 +124,41 @@ def temperature_grid(logits, temperatures: Sequence[float] = (1, 2, 4, 8), class
     return fig
 
 
+def probability_bars(p, class_names=None, true: int | None = None, base: str = "kd", ax=None,
+                     title: str | None = None, ylim: float = 1.02, rotation: float = 0):
+    """One probability vector ``p`` (C,) as bars on ``ax``: the ``true`` class (e.g. the label)
+    in ``COLORS["true"]``, the others in ``base`` (a method name or a colour, see
+    :func:`class_colors`), the class names as ticks, y from 0 to ``ylim``. Returns the Axes."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    q = torch.as_tensor(p, dtype=torch.float64).detach().cpu().flatten().numpy()
+    names = list(class_names) if class_names is not None else [str(i) for i in range(len(q))]
+    ax.bar(np.arange(len(q)), q, color=class_colors(len(q), true, base=base))
+    ax.set_xticks(np.arange(len(q)), names, rotation=rotation)
+    ax.set_ylim(0, ylim)
+    ax.grid(axis="x", visible=False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
 def errorbar_lines(summary, x: str, group: str = "method", ax=None, value: str = "mean",
                    err: str = "std", scale: float = 100.0, ylabel: str = "test accuracy (%)",
-                   legend: bool = True, dodge: float = 0.0):
-    """Mean ± std lines, one per ``group`` value, from a :func:`skdtutor.experiments.summarize`
+                   legend: bool = True, dodge: float = 0.0, styles=None):
+    """Mean ± std lines, one per ``group`` value, from a :func:`skdtutor.stats.seed_summary`
     table, each in its method's colour, line style and marker (:func:`method_style`).
     ``dodge`` shifts the k-th of n lines by the factor ``1 + dodge * (k - (n - 1) / 2)`` along x
-    (for log axes), so that error bars do not overlap. Returns the Axes."""
+    (for log axes), so that error bars do not overlap. ``styles`` (``{group value: errorbar
+    keywords}``) replaces the method styles; its order is then the drawing (and legend) order
+    and groups missing from it are not drawn. Returns the Axes."""
     import matplotlib.pyplot as plt
 
     ax = ax or plt.gca()
     groups = list(summary.groupby(group, sort=False))
+    if styles is not None:
+        found = dict(groups)
+        groups = [(name, found[name]) for name in styles if name in found]
     for k, (name, part) in enumerate(groups):
         part = part.sort_values(x)
         xs = part[x].to_numpy()
@@ -147,7 +166,7 @@ def errorbar_lines(summary, x: str, group: str = "method", ax=None, value: str =
             xs = xs.astype(float) * (1 + dodge * (k - (len(groups) - 1) / 2))
         ax.errorbar(xs, part[value].to_numpy(dtype=float) * scale,
                     yerr=part[err].fillna(0).to_numpy(dtype=float) * scale, capsize=3,
-                    label=str(name), **method_style(str(name)))
+                    label=str(name), **(method_style(str(name)) if styles is None else styles[name]))
     ax.set_xlabel(x)
     ax.set_ylabel(ylabel)
     if legend:

@@ -261,3 +261,41 @@ def test_kd_pipeline_names_every_term_and_fits_the_column(tmp_path):
         assert viz.COLUMN_PX - 20 <= width <= viz.COLUMN_PX
     finally:
         plt.close(fig)
+
+
+def test_errorbar_lines_styles_replace_the_method_styles_and_fix_the_order():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    summary = pd.DataFrame({"variant": ["a", "a", "b", "b", "c"], "f": [1, 2, 1, 2, 1],
+                            "mean": [0.5, 0.6, 0.7, 0.8, 0.9], "std": [0.1, 0.1, 0.0, 0.0, 0.0]})
+    styles = {"b": {"color": "#123456", "ls": ":", "marker": "^"}, "a": {"color": "#654321"}}
+    fig, ax = plt.subplots()
+    try:
+        viz.errorbar_lines(summary, x="f", group="variant", ax=ax, legend=False, styles=styles)
+        labels = [c.get_label() for c in ax.containers]
+        assert labels == ["b", "a"]  # the order of styles; "c" is not drawn
+        b = ax.containers[0].lines[0]
+        assert b.get_color() == "#123456" and b.get_linestyle() == ":" and b.get_marker() == "^"
+        np.testing.assert_allclose(np.asarray(b.get_ydata(), float), [70.0, 80.0])
+    finally:
+        plt.close(fig)
+
+
+def test_probability_bars_marks_the_true_class_and_draws_p():
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    p = softmax(np.asarray(Z) / 2.0)
+    fig, ax = plt.subplots()
+    try:
+        viz.probability_bars(torch.tensor(p), NAMES, true=1, base="skd", ax=ax, title="x")
+        heights = [b.get_height() for b in ax.patches]
+        np.testing.assert_allclose(heights, p, rtol=1e-12)
+        colours = [to_hex(b.get_facecolor()).lower() for b in ax.patches]
+        assert colours[1] == viz.COLORS["true"].lower()
+        assert set(colours[:1] + colours[2:]) == {viz.COLORS["skd"].lower()}
+        assert [t.get_text() for t in ax.get_xticklabels()] == NAMES and ax.get_title() == "x"
+        assert ax.get_ylim() == pytest.approx((0, 1.02))
+    finally:
+        plt.close(fig)
