@@ -27,7 +27,7 @@ from .style import (COLORS, COLUMN_PX, FIGURE_DPI, FONT_PT, METHOD_COLORS, METHO
 __all__ = ["set_style", "COLUMN_PX", "FIGURE_DPI", "figsize", "COLORS", "METHOD_COLORS", "METHOD_STYLES",
            "method_color", "method_style", "class_colors", "legend_outside", "ce_band", "temperature_grid",
            "errorbar_lines", "glue", "glue_words", "softmax_explorer", "SoftmaxExplorer", "show_input",
-           "kd_pipeline", "glue_all", "probability_bars"]
+           "kd_pipeline", "glue_all", "probability_bars", "finish"]
 
 
 def set_style() -> None:
@@ -283,3 +283,15 @@ def kd_pipeline(ax=None):
     arrow("ce", "mix", c["ce"], "$\\times\\,(1-\\gamma)$", above=False)
     ax.figure.subplots_adjust(left=0.015, right=0.985, bottom=0.04, top=0.96)  # + the 0.1 in pad: the column
     return ax.figure
+
+
+def finish(fig, legend: bool = True, **legend_kwargs) -> None:
+    """The end of a figure cell: ``fig.tight_layout()``, then (with ``legend``) one
+    :func:`legend_outside` legend for all its axes (``legend_kwargs``: ``where``, ``ncol``, ...),
+    then ``plt.show()``. Returns None, so the cell shows the figure and nothing else."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    if legend:
+        legend_outside(fig, **legend_kwargs)
+    plt.show()

@@ -299,3 +299,28 @@ def test_probability_bars_marks_the_true_class_and_draws_p():
         assert ax.get_ylim() == pytest.approx((0, 1.02))
     finally:
         plt.close(fig)
+
+
+def test_finish_lays_out_puts_one_legend_below_and_shows(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(True))
+    viz.set_style()
+    fig, axes = plt.subplots(1, 2, figsize=viz.figsize("two"))
+    fig2, ax2 = plt.subplots()
+    try:
+        for ax in axes:
+            ax.plot([1, 2], [1, 2], label="kd", **viz.method_style("kd"))
+            ax.legend()
+        assert viz.finish(fig, ncol=1) is None and shown == [True]
+        assert all(ax.get_legend() is None for ax in axes)
+        (legend,) = fig.legends
+        assert [t.get_text() for t in legend.get_texts()] == ["kd"] and legend._ncols == 1
+        ax2.plot([1, 2], [1, 2], label="kd")
+        viz.finish(fig2, legend=False)
+        assert fig2.legends == [] and shown == [True, True]
+    finally:
+        plt.close(fig)
+        plt.close(fig2)
+
