@@ -6,7 +6,9 @@
   mean ± std line per method and the CE student as a band (chapters 3, 4 and 6);
 * :func:`sum_zero_plane`, :func:`plane_axes` and :func:`circle`: three-class logit vectors
   drawn in the plane where the three logits sum to zero (the picture of the sphere,
-  chapter 3).
+  chapter 3);
+* :func:`probability_heatmap`: a matrix of probabilities (examples or true classes by
+  classes) with outlined cells, on a linear or a log colour scale (chapter 1).
 
 matplotlib is imported when a figure is drawn.
 """
@@ -21,7 +23,8 @@ from .stats import seed_summary
 from .style import COLORS, figsize, method_style
 from .viz import ce_band, errorbar_lines, legend_outside
 
-__all__ = ["AXIS_LABELS", "gain_panel", "regime_gains", "accuracy_vs_T", "sum_zero_plane", "plane_axes", "circle"]
+__all__ = ["AXIS_LABELS", "gain_panel", "regime_gains", "accuracy_vs_T", "sum_zero_plane", "plane_axes", "circle",
+           "probability_heatmap"]
 
 
 AXIS_LABELS = {"size": "student parameters", "fraction": "share of the training digits"}
@@ -153,3 +156,43 @@ def circle(ax, radius: float, method: str = "skd", **style):
     a = np.linspace(0, 2 * np.pi, 200)
     kw = {**method_style(method), "marker": None, "lw": 1.1, **style}
     return ax.plot(radius * np.cos(a), radius * np.sin(a), **kw)[0]
+
+
+def probability_heatmap(ax, probs, class_names: Sequence, row_names: Sequence | None = None,
+                        outline: Sequence[int] | None = None, outline_color: str | None = None,
+                        log_floor: float | None = None, annotate: bool = False,
+                        colorbar: str | None = None):
+    """A matrix of probabilities, rows (examples or true classes) by columns (``class_names``),
+    as a heat map in blues on ``ax``: linear from 0 to its largest value, or logarithmic from
+    ``log_floor`` to 1 (smaller values shown at the floor). NaN cells (a hidden diagonal) stay
+    blank. ``outline[r]`` is the column framed in row ``r`` (default colour: the true class's,
+    :data:`COLORS`). ``annotate`` writes every value with two decimals; ``colorbar`` is the
+    colour bar's label (``None``: no bar). Row ticks: ``row_names`` or none. Returns the image."""
+    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.patches import Rectangle
+
+    m = torch.as_tensor(probs, dtype=torch.float64).detach().cpu().numpy()
+    if m.ndim != 2 or m.shape[1] != len(class_names):
+        raise ValueError(f"probs must have shape (rows, {len(class_names)}), got {m.shape}")
+    if log_floor is not None and not 0 < log_floor < 1:
+        raise ValueError(f"log_floor must be in (0, 1), got {log_floor!r}")
+    norm = Normalize(0, np.nanmax(m)) if log_floor is None else LogNorm(log_floor, 1)
+    shown = m if log_floor is None else np.clip(m, log_floor, None)
+    image = ax.imshow(shown, cmap="Blues", norm=norm, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(m.shape[1]), [str(c) for c in class_names])
+    if row_names is None:
+        ax.set_yticks([])
+    else:
+        ax.set_yticks(range(m.shape[0]), [str(r) for r in row_names])
+    ax.grid(False)
+    if annotate:
+        for (r, c), v in np.ndenumerate(m):
+            if np.isfinite(v):
+                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if norm(v) > 0.6 else "#222")
+    for r, c in enumerate([] if outline is None else outline):
+        ax.add_patch(Rectangle((int(c) - 0.5, r - 0.5), 1, 1, fill=False, lw=1.5,
+                               ec=outline_color or COLORS["true"]))
+    if colorbar is not None:
+        ax.figure.colorbar(image, ax=ax, label=colorbar)
+    return image
