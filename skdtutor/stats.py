@@ -18,7 +18,7 @@ import pandas as pd
 __all__ = ["seed_summary", "mean_pm_std", "format_table", "select", "seed_values",
            "compare_to_noise", "noise_phrase", "claim_verdict", "overall_verdict",
            "compare_runs", "beats", "select_per_seed", "best_setting", "on_cases", "verdicts_phrase",
-           "overall_effect"]
+           "overall_effect", "temperature_table"]
 
 
 def seed_summary(runs: pd.DataFrame, by: Sequence[str] = ("method", "T"), value: str = "test_acc"):
@@ -202,3 +202,23 @@ def overall_effect(verdicts) -> str:
     if found == {"within noise"}:
         return "neither helps nor hurts"
     return "helps in part" if "better" in found else "does not help"
+
+
+def temperature_table(runs: pd.DataFrame, index: Sequence[str] = ("dataset", "method"),
+                      value: str = "test_acc", scale: float = 100.0, digits: int = 2) -> pd.DataFrame:
+    """Mean ± std over the seeds of ``value`` (:func:`mean_pm_std`, in percent by default),
+    one row per ``index`` group, one column ``"T = t"`` per temperature of the runs (ascending).
+    A group without a temperature (CE: ``T`` is NaN) shows its one value in every column;
+    a missing cell is ``"—"``."""
+    index = list(index)
+    summary = seed_summary(runs, by=(*index, "T"), value=value)
+    summary["cell"] = [mean_pm_std(m, sd, scale, digits) for m, sd in zip(summary["mean"], summary["std"])]
+    temps = sorted(summary["T"].dropna().unique())
+    rows = {}
+    for key, part in summary.groupby(index, sort=False):
+        flat = part.loc[part["T"].isna(), "cell"]
+        cells = dict(zip(part["T"], part["cell"]))
+        rows[key] = {f"T = {t:g}": cells.get(t, flat.iloc[0] if len(flat) else "—") for t in temps}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=index)
+    return table

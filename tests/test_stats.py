@@ -153,3 +153,20 @@ def test_overall_effect_covers_every_mix_of_verdicts():
         assert stats.overall_effect({f"case {k}": v for k, v in enumerate(verdicts)}) == word
     with pytest.raises(ValueError):
         stats.overall_effect({})
+
+
+def test_temperature_table_pivots_mean_pm_std_and_repeats_ce():
+    rows = [dict(dataset="d", method="ce", T=np.nan, seed=k, test_acc=a) for k, a in enumerate((0.5, 0.6))]
+    rows += [dict(dataset="d", method="kd", T=t, seed=k, test_acc=a)
+             for t, accs in ((4.0, (0.7, 0.9)), (1.0, (0.2, 0.4))) for k, a in enumerate(accs)]
+    rows += [dict(dataset="e", method="kd", T=1.0, seed=0, test_acc=0.3)]
+    table = stats.temperature_table(pd.DataFrame(rows))
+    assert list(table.columns) == ["T = 1", "T = 4"]
+    assert table.index.names == ["dataset", "method"]
+    # by hand: CE mean 55, std sqrt(0.005) = 7.07; KD T=4 mean 80, std 14.14; T=1 mean 30
+    assert table.loc[("d", "ce")].tolist() == ["55.00 ± 7.07", "55.00 ± 7.07"]
+    assert table.loc[("d", "kd")].tolist() == ["30.00 ± 14.14", "80.00 ± 14.14"]
+    assert table.loc[("e", "kd")].tolist() == ["30.00", "—"]          # one seed: no std; T=4 missing
+    one = stats.temperature_table(pd.DataFrame(rows), index=("method",), digits=1)
+    assert one.loc["ce", "T = 4"] == "55.0 ± 7.1"
+
