@@ -220,5 +220,7 @@ def temperature_table(runs: pd.DataFrame, index: Sequence[str] = ("dataset", "me
         cells = dict(zip(part["T"], part["cell"]))
         rows[key] = {f"T = {t:g}": cells.get(t, flat.iloc[0] if len(flat) else "—") for t in temps}
     table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index = pd.MultiIndex.from_tuples(table.index, names=index)
+    keys = [k if isinstance(k, tuple) else (k,) for k in rows]
+    table.index = (pd.MultiIndex.from_tuples(keys, names=index) if len(index) > 1
+                   else pd.Index([k[0] for k in keys], name=index[0]))
     return table
