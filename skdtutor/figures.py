@@ -196,3 +196,29 @@ def probability_heatmap(ax, probs, class_names: Sequence, row_names: Sequence | 
     if colorbar is not None:
         ax.figure.colorbar(image, ax=ax, label=colorbar)
     return image
+
+
+POINT_STYLES = {  # the kinds of points of plane_panel
+    "raw": {"s": 9, "color": COLORS["kd"]},                              # raw logits (KD)
+    "sphere": {"s": 9, "marker": "s", "color": COLORS["skd"], "zorder": 3},  # projected (SKD)
+    "ring": {"s": 34, "facecolors": "none", "edgecolors": "0.15", "lw": 0.6, "zorder": 4},
+}
+
+
+def plane_panel(ax, class_names: Sequence, points, circles: Sequence[float] = (),
+                labels: bool = False, title: str | None = None, pad: float = 1.1):
+    """One picture in the sum-zero plane: :func:`plane_axes` (``labels``: name the class
+    regions), a :func:`circle` of every radius of ``circles`` and a scatter of every
+    ``(xy, kind, label)`` of ``points`` (``xy`` from :func:`sum_zero_plane`, ``kind`` a key of
+    :data:`POINT_STYLES`, ``label`` for the legend or ``None``). The axes reach ``pad`` times
+    the farthest point or circle. Returns the Axes."""
+    points = [(torch.as_tensor(xy, dtype=torch.float64), kind, label) for xy, kind, label in points]
+    far = max([float(r) for r in circles] + [xy.norm(dim=-1).max().item() for xy, _, _ in points])
+    plane_axes(ax, class_names, pad * far, labels=labels)
+    for r in circles:
+        circle(ax, r)
+    for xy, kind, label in points:
+        ax.scatter(*xy.T.numpy(), label=label, **POINT_STYLES[kind])
+    if title:
+        ax.set_title(title)
+    return ax

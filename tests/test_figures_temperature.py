@@ -88,3 +88,23 @@ def test_plane_axes_rays_and_circle_radius():
         assert ax.get_xlim() == (-2.0, 2.0)
     finally:
         plt.close(fig)
+
+
+def test_plane_panel_draws_every_point_circle_and_reaches_the_farthest():
+    import matplotlib.pyplot as plt
+
+    xy = figures.sum_zero_plane(torch.randn(20, 3, dtype=torch.float64))
+    fig, ax = plt.subplots()
+    try:
+        figures.plane_panel(ax, "abc", [(xy, "raw", "raw"), (xy / 2, "ring", None)],
+                            circles=[0.5, 1.0], title="t", pad=1.2)
+        assert len(ax.collections) == 2 and ax.get_title() == "t"
+        np.testing.assert_allclose(ax.collections[1].get_offsets(), (xy / 2).numpy())
+        assert [c.get_label() for c in ax.collections][0] == "raw"
+        circles = [l for l in ax.get_lines() if l.get_linestyle() == "--"]
+        assert sorted(round(float(np.hypot(l.get_xdata()[0], l.get_ydata()[0])), 6) for l in circles) == [0.5, 1.0]
+        far = max(1.0, xy.norm(dim=-1).max().item())
+        assert ax.get_xlim()[1] == pytest.approx(1.2 * far)
+    finally:
+        plt.close(fig)
+
