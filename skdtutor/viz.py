@@ -209,6 +209,18 @@ def glue_all(prefix: str, values, words: bool = False) -> dict:
     return {prefix + k: put(prefix + k, v) for k, v in values.items()}
 
 
+def glue_table(prefix: str, table, words: bool = False) -> dict:
+    """Glue every cell of a DataFrame as ``prefix + f"{row}_{column}"`` (:func:`glue_all` per
+    row; words with ``words``), e.g. one row per dataset: ``glue_table("ch5_", per_dataset)``
+    glues ``ch5_digits_gap``. NaN cells are skipped. Returns ``{name: glued value}``."""
+    out = {}
+    for row in table.index:  # cell by cell: each column keeps its dtype (ints stay ints)
+        cells = {str(c): table.at[row, c] for c in table.columns}
+        out.update(glue_all(f"{prefix}{row}_", {k: v for k, v in cells.items()
+                                                if not (isinstance(v, float) and np.isnan(v))}, words))
+    return out
+
+
 def show_input(x, ax=None, title: str | None = None):
     """Draw one input sample on ``ax``: an image ``(C, H, W)`` (grey for one channel) or a
     1-D signal ``(C, L)`` (one line per channel, e.g. MNIST-1D). Ticks are hidden for images.

@@ -324,3 +324,18 @@ def test_finish_lays_out_puts_one_legend_below_and_shows(monkeypatch):
         plt.close(fig)
         plt.close(fig2)
 
+
+
+def test_glue_table_glues_every_cell_by_row_and_column(monkeypatch):
+    import pandas as pd
+
+    glued = {}
+    fake = types.ModuleType("myst_nb")
+    fake.glue = lambda name, value, display=False: glued.setdefault(name, value)
+    monkeypatch.setitem(sys.modules, "myst_nb", fake)
+    table = pd.DataFrame({"gap": [1.5, np.nan], "n": [3, 4]}, index=["digits", "mnist1d"])
+    out = viz.glue_table("ch0_", table)
+    assert glued == out == {"ch0_digits_gap": 1.5, "ch0_digits_n": 3, "ch0_mnist1d_n": 4}
+    assert all(isinstance(out[k], int) for k in ("ch0_digits_n", "ch0_mnist1d_n"))  # ':d' formats them
+    viz.glue_table("ch0_", pd.DataFrame({"w": ["grows"]}, index=["digits"]), words=True)
+    assert glued["ch0_digits_w"].data == "grows"
