@@ -222,3 +222,50 @@ def plane_panel(ax, class_names: Sequence, points, circles: Sequence[float] = ()
     if title:
         ax.set_title(title)
     return ax
+
+
+def trajectory_panels(trajectory, mark=None):
+    """Two panels over a teacher's epochs (column ``epoch``): the mean length of its centred
+    logits (``length``), and the ``cosine`` and rank correlation (``rank_corr``) of each
+    sample's logits with its final ones beside the training accuracy (``train_acc``); a dotted
+    line at epoch ``mark``. Teacher brown, the accuracy CE grey; one legend below. Returns the
+    Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=figsize("two"))
+    ep, brown = trajectory["epoch"], COLORS["teacher"]
+    ax1.plot(ep, trajectory["length"], color=brown)
+    ax1.set(ylabel=r"mean length $\|z - \bar z\|$", title="Confidence keeps growing")
+    for col, color, ls, label in (("cosine", brown, "-", "cosine to final direction"),
+                                  ("rank_corr", brown, "--", "rank correlation to final order"),
+                                  ("train_acc", COLORS["ce"], ":", "training accuracy")):
+        ax2.plot(ep, trajectory[col], color=color, ls=ls, label=label)
+    ax2.set(ylabel="similarity / accuracy", ylim=(0, 1.02), title="Direction settles early")
+    for ax in (ax1, ax2):
+        if mark is not None:
+            ax.axvline(mark, color="0.5", lw=0.8, ls=":")
+        ax.set_xlabel("teacher epoch")
+    fig.tight_layout()
+    legend_outside(fig)
+    return fig
+
+
+def length_histograms(raw_length, radius: float, top_raw, top_sph, T: float, multiplier: float):
+    """Two histograms over samples: the lengths of the raw centred logits (KD blue) with the
+    one length ``radius`` of every projected vector (SKD pink dashed line), and the top-class
+    probability at temperature ``T`` of the raw (``top_raw``) and the projected (``top_sph``)
+    soft targets. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    as_np = lambda v: torch.as_tensor(v).detach().double().numpy()  # noqa: E731
+    kd, skd = COLORS["kd"], {**method_style("skd"), "marker": None, "lw": 2}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=figsize("two"))
+    ax1.hist(as_np(raw_length), bins=40, color=kd, alpha=0.8, label="KD: raw teacher logits")
+    ax1.axvline(radius, **skd, label=f"SKD: sphere(z, m = {multiplier:g}), every sample")
+    ax1.set(xlabel=r"length of centred logits $\|z - \bar z\|$", ylabel="training samples")
+    for top, color in ((top_raw, kd), (top_sph, skd["color"])):
+        ax2.hist(as_np(top), bins=np.linspace(0.1, 1, 46), color=color, alpha=0.7)
+    ax2.set(xlabel=f"teacher's top-class probability at T = {T:g}")
+    fig.tight_layout()
+    legend_outside(fig)
+    return fig

@@ -108,3 +108,36 @@ def test_plane_panel_draws_every_point_circle_and_reaches_the_farthest():
     finally:
         plt.close(fig)
 
+
+def test_trajectory_panels_plot_the_columns_and_mark_the_epoch():
+    import matplotlib.pyplot as plt
+
+    traj = pd.DataFrame({"epoch": range(5), "length": [1, 3, 5, 6, 9], "cosine": np.linspace(0.2, 1, 5),
+                         "rank_corr": np.linspace(0.1, 1, 5), "train_acc": np.linspace(0.5, 1, 5)})
+    fig = figures.trajectory_panels(traj, mark=2)
+    try:
+        ax1, ax2 = fig.axes
+        np.testing.assert_allclose(ax1.get_lines()[0].get_ydata(), traj["length"])
+        by_label = {l.get_label(): l for l in ax2.get_lines()}
+        np.testing.assert_allclose(by_label["training accuracy"].get_ydata(), traj["train_acc"])
+        np.testing.assert_allclose(by_label["cosine to final direction"].get_ydata(), traj["cosine"])
+        assert all(2 in ax.get_lines()[-1].get_xdata() for ax in (ax1, ax2))   # the dotted mark
+        assert len(fig.legends) == 1
+    finally:
+        plt.close(fig)
+
+
+def test_length_histograms_count_every_sample_and_mark_the_radius():
+    import matplotlib.pyplot as plt
+
+    lengths, top = torch.rand(300) * 10, torch.rand(300) * 0.9 + 0.1
+    fig = figures.length_histograms(lengths, 2.5, top, top / 2 + 0.1, T=4, multiplier=2)
+    try:
+        ax1, ax2 = fig.axes
+        assert sum(p.get_height() for p in ax1.patches) == 300
+        assert ax1.get_lines()[0].get_xdata()[0] == 2.5
+        assert sum(p.get_height() for p in ax2.patches) == 600     # raw and projected
+        assert "T = 4" in ax2.get_xlabel()
+    finally:
+        plt.close(fig)
+
