@@ -21,8 +21,8 @@ column itself (so "KD, soft vs CE" and "SKD, soft vs CE" share the CE arm).
 A case holds when :func:`skdtutor.stats.claim_verdict` says so; a claim **holds** when every
 case holds, **does not hold** when none does, and is **mixed** otherwise
 (:func:`skdtutor.stats.overall_verdict`). :func:`claim_table` gives one row per claim,
-:func:`case_table` one row per case; :func:`quote` and :func:`listing` are the words the
-chapters glue into their text.
+:func:`case_table` one row per case, :func:`case_grid` the cases as one table for the page;
+:func:`quote` and :func:`listing` are the words the chapters glue into their text.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ import pandas as pd
 from .stats import claim_verdict, compare_to_noise, overall_verdict, select
 
 __all__ = ["REF", "BEST", "Arm", "Claim", "CLAIMS", "claim", "skd_study_rows", "case_table",
-           "claim_table", "quote", "listing", "case_list"]
+           "claim_table", "quote", "listing", "case_list", "case_grid"]
 
 REF = "ref"    # T = the reference temperature of the table (claim_table's T_ref)
 BEST = "best"  # T = the temperature with the best mean test accuracy (on the test set)
@@ -233,3 +233,25 @@ def case_list(cases: pd.DataFrame, code: bool = True) -> str:
         where += "" if pd.isna(r.fraction) else f" at {100 * float(r.fraction):g} %"
         return where + (f" ({r.variant})" if r.variant else "")
     return "; ".join(name(r) for r in cases.itertuples()) or "none"
+
+
+MARKS = {"better": "✓", "within noise": "≈", "worse": "✗"}  # compare_to_noise's verdicts, in a cell
+
+
+def case_grid(cases: pd.DataFrame, labels: dict, default_variant: str = "KD") -> pd.DataFrame:
+    """The cases of some claims as one table that fits the page: one row per dataset (and
+    labelled fraction, shown as ``"10 %"``), one column per (claim, variant), headed by
+    ``labels[key]`` and the variant (``default_variant`` for a claim without variants), in
+    the order of ``labels``; each cell the difference of the means in points and the mark of
+    the noise rule's verdict, ``"+1.2 ✓"`` (:data:`MARKS`). ``cases`` is a :func:`case_table`."""
+    part = cases[cases["key"].isin(list(labels))]
+    cells = [f"{100 * d:+.1f} {MARKS[w]}" for d, w in zip(part["diff"], part["comparison"])]
+    grid = part.assign(claim=part["key"].map(labels), loss=part["variant"].replace("", default_variant),
+                       cell=cells)
+    rows = ["dataset"] if grid["fraction"].isna().all() else ["dataset", "fraction"]
+    grid = grid.pivot(index=rows, columns=["claim", "loss"], values="cell")
+    order = list(dict.fromkeys(grid.columns.get_level_values("loss")))
+    grid = grid[[(c, v) for c in labels.values() for v in order if (c, v) in grid.columns]]
+    if len(rows) == 2:
+        grid = grid.rename(index=lambda f: f"{100 * f:g} %", level=1)
+    return grid.rename_axis([None] * len(rows)).rename_axis([None, None], axis=1)

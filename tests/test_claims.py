@@ -202,3 +202,17 @@ def test_case_list_names_the_cases(semi, results):
     assert claims.case_list(ce.iloc[:0]) == "none"
     plain = claims.case_table(results=results)
     assert claims.case_list(plain[plain["key"] == "kd_vs_ce"], code=False) == "alpha; beta"
+
+
+def test_case_grid_puts_each_case_in_its_row_and_column(semi):
+    cases = claims.case_table(semi=semi)
+    labels = {"soft_vs_hard": "soft vs hard", "better_teacher": "all-label"}
+    grid = claims.case_grid(cases, labels)
+    assert list(grid.columns) == [("soft vs hard", "KD"), ("soft vs hard", "SKD"), ("all-label", "KD")]
+    assert list(grid.index) == [("alpha", "10 %"), ("alpha", "25 %")]
+    few = "labelled part"
+    for (name, fraction), v in SEMI.items():
+        for loss in ("kd", "skd"):
+            diff, noise, _ = by_hand(v[(few, "soft", loss)], v[(few, "hard", loss)])
+            mark = "✓" if diff > noise else "✗" if diff < -noise else "≈"
+            assert grid.loc[(name, f"{100 * fraction:g} %"), ("soft vs hard", loss.upper())] == f"{100 * diff:+.1f} {mark}"
