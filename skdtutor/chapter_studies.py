@@ -29,6 +29,7 @@ from . import cache as cache_mod
 from . import data as data_mod
 from .losses import CE, KD, SKD, DiceKD
 from .models import count_parameters
+from .progress import one_bar
 from .runs import Member, plan, run_students
 from .stats import seed_values, select
 from .studies import seed_list
@@ -93,13 +94,14 @@ def _skd_plan(d, widths, temperatures, T, gamma, multiplier, multipliers, ablati
     return list(dict.fromkeys(pairs))  # each (teacher, loss) once, in first-seen order
 
 
+@one_bar("skd_study")
 def skd_study(data, seeds: Sequence[int] = (0, 1, 2), *,
               temperatures: Sequence[float] = (1, 2, 4, 8, 16), T: float = 4.0,
               gamma: float = 0.9, multiplier: float = 2.0,
               multipliers: Sequence[float] = (0.5, 1, 2, 3, 4, 6),
               teacher_widths: Sequence[int] = (4, 8, 16, 32), ablation_temperatures=None,
               epochs: int | None = None, device="auto", cache=None,
-              use_cache: bool = True) -> SKDStudy:
+              use_cache: bool = True, progress="auto") -> SKDStudy:
     """The students that chapters 3 and 4 compare, trained as one stacked sweep.
 
     With the dataset's default :class:`~skdtutor.config.Setting` (``epochs``
@@ -116,6 +118,7 @@ def skd_study(data, seeds: Sequence[int] = (0, 1, 2), *,
 
     Every teacher comes from :func:`~skdtutor.teachers.get_teacher` (cached), the
     students from one cached :func:`~skdtutor.runs.run_students` call.
+    ``progress`` (True, False or ``"auto"``, see :mod:`skdtutor.progress`) shows one bar for all of it.
     """
     s = setting_for(data.name)
     t_cfg = s.teacher_train.replace(device=device)
@@ -206,12 +209,13 @@ def _describe_teachers(part, mask, data, teachers, models, epochs):
     return part
 
 
+@one_bar("semi_supervised")
 def semi_supervised(dataset: str = "digits", fractions: Sequence[float] = (0.05, 0.1, 0.25),
                     seeds: int | Sequence[int] = 3, *, T: float = 4.0, gamma: float = 0.9,
                     multiplier: float = 2.0, teacher_steps: int = 300,
                     student_epochs: int | None = None, subset_seed: int = 0,
                     full_teacher: bool = True, device="auto", root=None, cache=None,
-                    use_cache: bool = True, progress: bool = False) -> pd.DataFrame:
+                    use_cache: bool = True, progress="auto") -> pd.DataFrame:
     """Distillation when only a fraction of the training labels is kept.
 
     For every fraction ``f``: labels are kept for ``f`` of every class

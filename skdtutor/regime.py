@@ -31,6 +31,7 @@ import pandas as pd
 from . import data as data_mod
 from .config import ModelSpec, setting_for
 from .losses import CE, KD, SKD
+from .progress import one_bar
 from .runs import plan, run_students
 from .stats import compare_to_noise, noise_phrase, seed_values
 from .steps import TeacherLogits
@@ -84,11 +85,13 @@ def _point(data, teacher, spec, cfg, losses, seeds, *, cache, use_cache):
     return rows
 
 
+@one_bar("regime_map")
 def regime_map(dataset, sizes: Sequence[tuple[int, int]], temperatures: Sequence[float] = (1, 4, 16),
                seeds: Sequence[int] = (0, 1, 2), *, fractions: Sequence[float] | None = None,
                gamma: float = 0.9, multiplier: float = 2.0, fraction_seed: int = 0,
                epochs: int | None = None, teacher: TeacherLogits | None = None,
-               device: str = "auto", cache=None, use_cache: bool = True) -> RegimeMap:
+               device: str = "auto", cache=None, use_cache: bool = True,
+               progress="auto") -> RegimeMap:
     """CE, KD and SKD along a student-size axis and (optionally) a training-data axis.
 
     Parameters
@@ -106,6 +109,7 @@ def regime_map(dataset, sizes: Sequence[tuple[int, int]], temperatures: Sequence
         (so a smaller fraction means fewer optimizer steps, for every method alike).
     teacher : the teacher's logits on the full bundle (default: the dataset's default
         teacher, :func:`skdtutor.teachers.default_teacher`, trained or read from the cache).
+    progress : one bar for the whole map: True, False or ``"auto"`` (see :mod:`skdtutor.progress`).
 
     Returns
     -------

@@ -26,6 +26,7 @@ from . import cache as cache_mod
 from .config import ModelSpec, TrainConfig, train_config
 from .losses import DistillLoss
 from .models import count_parameters
+from .progress import one_bar
 from .steps import DivergedError, History, nan_metrics, predict, resolve_teacher
 from .sweep import SweepMember, distill_sweep, stackable
 from .train import distill
@@ -121,10 +122,11 @@ def _train(data, teachers, spec, cfg, members, labelled, batched, progress):
     return histories
 
 
+@one_bar("students")
 def run_students(data, teachers: Mapping | None, student: ModelSpec, members: Sequence[Member],
                  config: TrainConfig | None = None, *, labelled=None, batched: bool | None = None,
                  keep_logits: bool = False, cache=None, use_cache: bool = False,
-                 progress: bool = False, **overrides) -> StudentRuns:
+                 progress="auto", **overrides) -> StudentRuns:
     """Distil one ``student`` per member of the plan; one row per member with its final metrics.
 
     Parameters

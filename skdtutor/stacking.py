@@ -174,8 +174,28 @@ def stacked_forward(students, params, buffers, probe) -> StackedForward:
                           {k: (lambda v: v) for k in params}, "vmap")
 
 
-def _fused_kernel_available() -> bool:
-    return hasattr(torch, "_fused_adam_") and hasattr(torch, "_foreach_add_")
+_FUSED_KERNEL: dict = {}  # device type -> whether torch's private fused Adam kernel runs there
+
+
+def _fused_kernel_available(device) -> bool:
+    """Whether the private ``torch._fused_adam_``/``torch._foreach_add_`` run on ``device``.
+
+    Probed once per device type with a one-element step: older PyTorch lacks the entry
+    points or (before 2.4) their CPU kernel; any failure means the public Adam is used.
+    """
+    kind = torch.device(device).type
+    if kind not in _FUSED_KERNEL:
+        try:
+            p, g = torch.zeros(1, device=device), torch.ones(1, device=device)
+            m, v, step = torch.zeros_like(p), torch.zeros_like(p), torch.zeros((), device=device)
+            torch._foreach_add_([step], 1)
+            torch._fused_adam_([p], [g], [m], [v], [], [step], amsgrad=False, lr=0.1, beta1=0.9,
+                               beta2=0.999, weight_decay=0.0, eps=1e-8, maximize=False,
+                               grad_scale=None, found_inf=None)
+            _FUSED_KERNEL[kind] = bool(torch.isfinite(p).all()) and p.item() != 0.0
+        except Exception:  # noqa: BLE001 - missing, unimplemented or changed: use the public Adam
+            _FUSED_KERNEL[kind] = False
+    return _FUSED_KERNEL[kind]
 
 
 class StackedAdam:
@@ -193,7 +213,7 @@ class StackedAdam:
     def __init__(self, params, lr, weight_decay, device):
         self.params, self.lr, self.weight_decay = list(params), lr, weight_decay
         self.optimizer = None
-        if not (_fused_kernel_available() and fused_adam_ok(self.params, device)):
+        if not (fused_adam_ok(self.params, device) and _fused_kernel_available(device)):
             self.optimizer = adam(self.params, lr, weight_decay, device)
             return
         groups: dict = {}

@@ -19,6 +19,7 @@ from torch import nn
 from . import metrics
 from .config import TrainConfig, check_device
 from .losses import DistillLoss
+from .progress import progress_bar  # re-exported: the trainers' bars (tqdm imported only when shown)
 
 __all__ = ["History", "TeacherLogits", "resolve_device", "num_threads", "predict",
            "compute_teacher_logits", "check_data", "check_mask", "resolve_teacher", "run_record",
@@ -269,9 +270,3 @@ def adam(params, lr, weight_decay, device) -> torch.optim.Adam:
         except (RuntimeError, ValueError):  # pragma: no cover - builds without fused CPU Adam
             pass
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-
-
-def progress_bar(total, desc, enabled):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)

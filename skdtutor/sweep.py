@@ -79,7 +79,7 @@ def _group_members(members: Sequence[SweepMember]):
 
 def distill_sweep(make_student: Callable[[], nn.Module], teacher, data,
                   members: Sequence[SweepMember], epochs: int | None = None, *,
-                  config: TrainConfig | None = None, progress: bool = True, labelled=None,
+                  config: TrainConfig | None = None, progress="auto", labelled=None,
                   **overrides) -> list[History]:
     """Train many students of one architecture as one stacked model; one History per member.
 

@@ -18,6 +18,7 @@ import torch
 from . import cache as cache_mod
 from .config import ModelSpec, TrainConfig, setting_for
 from .data import stratified_split
+from .progress import one_bar
 from .steps import TeacherLogits, compute_teacher_logits
 from .train import train_teacher
 
@@ -69,8 +70,9 @@ def _logits_fit(logits, data) -> None:
             raise ValueError(f"{split} logits hold NaN or infinite values")
 
 
+@one_bar("teacher")
 def get_teacher(data, spec: ModelSpec | None = None, config: TrainConfig | None = None, *,
-                cache=None, use_cache: bool = True, progress: bool = False, **overrides):
+                cache=None, use_cache: bool = True, progress="auto", **overrides):
     """Train (or load from the cache) a teacher; return ``(model, TeacherLogits, history_df)``.
 
     ``spec`` (what to build) and ``config`` (how to train; ``**overrides`` change
@@ -106,7 +108,7 @@ def get_teacher(data, spec: ModelSpec | None = None, config: TrainConfig | None 
     return model, _LOGITS[(path, use_cache)], history
 
 
-def default_teacher(data, *, cache=None, use_cache: bool = True, progress: bool = False, **overrides):
+def default_teacher(data, *, cache=None, use_cache: bool = True, progress="auto", **overrides):
     """:func:`get_teacher` with the dataset's default setting (what every chapter shares)."""
     return get_teacher(data, cache=cache, use_cache=use_cache, progress=progress, **overrides)
 
@@ -181,7 +183,7 @@ def hard_targets(teacher: TeacherLogits, scale: float = 1e3) -> TeacherLogits:
 
 
 def subset_teacher(data, fraction: float, *, subset_seed: int = 0, teacher_steps: int = 300,
-                   cache=None, use_cache: bool = True, progress: bool = False, **overrides):
+                   cache=None, use_cache: bool = True, progress="auto", **overrides):
     """A teacher trained on the labelled part only (as in the few-label study).
 
     The labels of ``fraction`` of every class are kept (:func:`labelled_mask`); a

@@ -193,7 +193,7 @@ def _config(config, epochs, overrides) -> TrainConfig:
 
 # ---------------------------------------------------------------------------- public
 def train_teacher(model: nn.Module, data, epochs: int | None = None, *,
-                  config: TrainConfig | None = None, progress: bool = True,
+                  config: TrainConfig | None = None, progress="auto",
                   augment: Callable | None = None, checkpoint=None, resume: bool = False,
                   stop_after: int | None = None, callback: Callable | None = None,
                   **overrides) -> History:
@@ -212,7 +212,7 @@ def train_teacher(model: nn.Module, data, epochs: int | None = None, *,
         per-epoch cost that grows with the test set; sweeps that only need the
         final numbers pass ``eval_every=epochs``) and ``threads`` (run under
         ``torch.set_num_threads(threads)``, restored afterwards; see :func:`num_threads`).
-    progress : show one tqdm progress bar.
+    progress : True, False or ``"auto"`` (a bar where a person watches; see :mod:`skdtutor.progress`).
     augment : optional ``f(x_batch, generator) -> x_batch`` (e.g. :func:`skdtutor.data.flip_crop`).
     checkpoint : path of a checkpoint written after every epoch (model, optimizer,
         RNG state, history). With ``resume=True`` an existing checkpoint is
@@ -232,7 +232,7 @@ def train_teacher(model: nn.Module, data, epochs: int | None = None, *,
 
 
 def distill(student: nn.Module, teacher, data, loss: DistillLoss, epochs: int | None = None, *,
-            config: TrainConfig | None = None, progress: bool = True, labelled=None,
+            config: TrainConfig | None = None, progress="auto", labelled=None,
             augment: Callable | None = None, checkpoint=None, resume: bool = False,
             stop_after: int | None = None, **overrides) -> History:
     """Train ``student`` in place against a frozen teacher with ``loss``.

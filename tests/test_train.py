@@ -313,6 +313,59 @@ def test_sweep_arithmetic_is_that_of_the_sequential_runs_in_float64(digits, logi
         assert max_gap(student, h.model) < 1e-12, m
 
 
+def without_private_adam(monkeypatch, how):
+    """PyTorch as it is before 2.4 on the CPU: ``Adam(fused=True)`` refused, and the private
+    fused kernel either absent (``how="absent"``) or present without a CPU implementation."""
+    public_adam = torch.optim.Adam
+
+    def adam(params, *args, fused=None, **kwargs):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be CUDA, floating point Tensor")
+        return public_adam(params, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", adam)
+    if how == "absent":
+        monkeypatch.delattr(torch, "_fused_adam_")
+        monkeypatch.delattr(torch, "_foreach_add_")
+    else:
+        def unimplemented(*args, **kwargs):
+            raise NotImplementedError("Could not run 'aten::_fused_adam_' with arguments from the 'CPU' backend")
+
+        monkeypatch.setattr(torch, "_fused_adam_", unimplemented)
+    monkeypatch.setattr(stacking, "_FUSED_KERNEL", {})  # probe again under the patch
+
+
+@pytest.mark.parametrize("how", ["absent", "unimplemented"])
+def test_without_the_private_fused_adam_the_public_adam_gives_the_same_numbers(digits, logits,
+                                                                               monkeypatch, how):
+    """Single and stacked runs fall back to the public ``torch.optim.Adam`` and reproduce the
+    fused runs to float rounding (float64, so rounding is ~1e-16 per step)."""
+    d64 = dataclasses.replace(digits, x_train=digits.x_train.double(), x_val=digits.x_val.double(),
+                              x_test=digits.x_test.double())
+    l64 = train.TeacherLogits(logits.train.double(), logits.val.double(), logits.test.double())
+    members = [sweep.SweepMember(KD(T=4.0), 0), sweep.SweepMember(SKD(T=2.0), 1),
+               sweep.SweepMember(CE(), 2)]
+
+    def runs():
+        single = [distill_run(d64, l64, m.loss, seed=m.seed, epochs=2, make=lambda d: mlp(d).double())
+                  for m in members]
+        stacked = sweep.distill_sweep(lambda: mlp(d64).double(), l64, d64, members, 2, lr=3e-3,
+                                      batch_size=64, device="cpu", progress=False, eval_every=2)
+        probe = stacking.StackedAdam([torch.zeros(2, dtype=torch.float64)], 1e-3, 0.0, torch.device("cpu"))
+        return single, stacked, probe.optimizer
+
+    fast_single, fast_stacked, _ = runs()
+    with monkeypatch.context() as m:
+        without_private_adam(m, how)
+        slow_single, slow_stacked, fallback = runs()
+    assert fallback is not None and not fallback.defaults.get("fused")  # the public Adam did the steps
+    for (fs, fh), (ss, sh), fst, sst in zip(fast_single, slow_single, fast_stacked, slow_stacked):
+        assert max_gap(fs, ss) < 1e-12 and max_gap(fst.model, sst.model) < 1e-12
+        assert max_gap(ss, sst.model) < 1e-12  # and the fallback sweep still equals its sequential run
+        assert [r["train_loss"] for r in fh.rows] == pytest.approx([r["train_loss"] for r in sh.rows],
+                                                                   abs=1e-12)
+
+
 def test_sweep_with_distinct_seeds_and_a_label_mask(digits, logits):
     members = [sweep.SweepMember(KD(T=float(t)), seed) for seed, t in enumerate((1, 2, 4))]
     half = torch.arange(len(digits.y_train)) % 3 != 0
