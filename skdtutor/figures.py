@@ -9,6 +9,8 @@
   chapter 3);
 * :func:`probability_heatmap`: a matrix of probabilities (examples or true classes by
   classes) with outlined cells, on a linear or a log colour scale (chapter 1).
+* :func:`dice_search_terms`: the two terms of a Dice temperature search and their sum
+  against the temperature (chapter 4).
 
 matplotlib is imported when a figure is drawn.
 """
@@ -24,7 +26,7 @@ from .style import COLORS, figsize, method_style
 from .viz import ce_band, errorbar_lines, legend_outside
 
 __all__ = ["AXIS_LABELS", "gain_panel", "regime_gains", "accuracy_vs_T", "sum_zero_plane", "plane_axes", "circle",
-           "probability_heatmap"]
+           "probability_heatmap", "dice_search_terms"]
 
 
 AXIS_LABELS = {"size": "student parameters", "fraction": "share of the training digits"}
@@ -269,3 +271,23 @@ def length_histograms(raw_length, radius: float, top_raw, top_sph, T: float, mul
     fig.tight_layout()
     legend_outside(fig)
     return fig
+
+
+DICE_TERMS = {"student_term": ("kd", "S(T): teacher vs CE student"),  # column: (style, label)
+              "label_term": ("ce", "L(T): teacher vs labels"), "total": ("dice", "S(T) + L(T)")}
+
+
+def dice_search_terms(table, ax=None, bold: bool = True):
+    """The terms of a :func:`skdtutor.temperature.dice_temperature_search` table against ``T``
+    (log-2 axis): the student term in KD's style, the label term in CE's, their sum in Dice's.
+    ``bold``: thick lines with markers and legend labels; otherwise thin, faint and unlabelled
+    (e.g. the other seeds' searches). Returns the Axes."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    width = {"lw": 1.8, "ms": 3} if bold else {"lw": 0.7, "alpha": 0.5, "ms": 0}
+    for column, (method, label) in DICE_TERMS.items():
+        ax.plot(table["T"], table[column], label=label if bold else None, **method_style(method, **width))
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("temperature T")
+    return ax
