@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from .explorer import SoftmaxExplorer, softmax_explorer  # the slider, re-exported for the chapters
+from .live import live_explorer  # the ipywidgets explorer (the slider above without a kernel)
 from .style import (COLORS, COLUMN_PX, FIGURE_DPI, FONT_PT, METHOD_COLORS, METHOD_STYLES,
                     checked_temperature, class_colors, figsize, finite_number, method_color,
                     method_style)
 
 __all__ = ["set_style", "COLUMN_PX", "FIGURE_DPI", "figsize", "COLORS", "METHOD_COLORS", "METHOD_STYLES",
            "method_color", "method_style", "class_colors", "legend_outside", "ce_band", "temperature_grid",
-           "errorbar_lines", "glue", "glue_words", "softmax_explorer", "SoftmaxExplorer", "show_input",
+           "errorbar_lines", "glue", "glue_words", "softmax_explorer", "SoftmaxExplorer", "live_explorer", "show_input",
            "kd_pipeline", "glue_all", "probability_bars", "finish"]
 
 

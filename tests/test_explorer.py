@@ -276,3 +276,72 @@ def test_probabilities_accept_numpy_and_tensor_temperatures():
 def test_explorer_rejects_nonpositive_settings(kwargs):
     with pytest.raises(ValueError):
         ex.softmax_explorer(Z, NAMES, **kwargs)
+
+
+# ------------------------------------------------------------------ the live explorer
+@pytest.fixture(scope="module")
+def live_setup():
+    import pandas as pd
+
+    from skdtutor import data
+
+    digits = data.load("digits")
+    n = len(digits.y_test)
+    g = torch.Generator().manual_seed(0)
+    teacher = torch.randn(n, 10, generator=g) * 3
+    students = {1.0: torch.randn(n, 10, generator=g), 4.0: torch.randn(n, 10, generator=g) * 2}
+    runs = pd.DataFrame({"method": ["KD"] * 6 + ["ce"] * 3, "T": [1.0] * 3 + [4.0] * 3 + [np.nan] * 3,
+                         "seed": [0, 1, 2] * 3,
+                         "test_acc": [0.5, 0.6, 0.7, 0.8, 0.81, 0.85, 0.4, 0.41, 0.42]})
+    return digits, teacher, students, runs
+
+
+def test_live_explorer_without_a_kernel_is_the_kernel_free_explorer(live_setup):
+    from skdtutor.live import live_explorer
+
+    digits, teacher, students, runs = live_setup
+    for kwargs in ({}, {"live": False}):  # no kernel here: the default is the static explorer too
+        e = live_explorer(digits, teacher, students, runs=runs, sample=3, temperature=2.0, **kwargs)
+        assert isinstance(e, ex.SoftmaxExplorer)
+        assert e.logits.shape == (8, 10) and e.multiplier == 2.0
+        np.testing.assert_allclose(e.probabilities(temperature=2.0, sample=1),
+                                   torch.softmax(teacher[4].double() / 2.0, 0).numpy(), rtol=1e-12)
+        assert e.highlight[0] == int(digits.y_test[3])
+
+
+def test_live_explorer_widget_recomputes_on_every_slider_change(live_setup):
+    pytest.importorskip("ipywidgets")
+    from skdtutor import losses
+    from skdtutor.live import LiveExplorer, live_explorer
+    from skdtutor.stats import mean_pm_std
+
+    digits, teacher, students, runs = live_setup
+    e = live_explorer(digits, teacher, students, runs=runs, live=True)
+    assert isinstance(e, LiveExplorer)
+    assert e.image.value[:4] == b"\x89PNG" and "skd-panel" in e.bars.value
+    for i, T, m in [(0, 4.0, 2.0), (17, 1.3, 3.5), (200, 0.5, 1.0)]:
+        e.sample.value, e.temperature.value, e.multiplier.value = i, T, m
+        T, m = e.temperature.value, e.multiplier.value  # what the sliders hold (their step)
+        near = 1.0 if abs(np.log(T)) < abs(np.log(T / 4.0)) else 4.0
+        for who, z in (("teacher", teacher[i:i + 1]), ("student", students[near][i:i + 1])):
+            z = z.double()
+            np.testing.assert_allclose(e.shown[who], torch.softmax(z / T, 1)[0].numpy(), rtol=1e-10)
+            np.testing.assert_allclose(e.shown[f"{who}_sphere"],
+                                       torch.softmax(losses.sphere(z, m) / T, 1)[0].numpy(), rtol=1e-10)
+        assert e.shown["student_T"] == near
+        acc = runs[(runs["method"] == "KD") & (runs["T"] == near)]["test_acc"]
+        assert e.shown["accuracy"].endswith(f"{mean_pm_std(acc.mean(), acc.std())} % over 3 seed(s)")
+        assert f"test sample {i}:" in e.info.value
+        assert f'data-prob="{e.shown["teacher"][0]:.12g}"' in e.bars.value  # the bars show them
+
+
+def test_live_explorer_checks_its_inputs(live_setup):
+    from skdtutor.live import live_explorer
+
+    digits, teacher, students, _ = live_setup
+    with pytest.raises(ValueError, match="test split"):
+        live_explorer(digits, teacher[:5])
+    with pytest.raises(ValueError, match="outside the test split"):
+        live_explorer(digits, teacher, sample=len(digits.y_test))
+    with pytest.raises(ValueError, match="t_range"):
+        live_explorer(digits, teacher, temperature=100.0, live=True)
