@@ -3,7 +3,8 @@
 :func:`history_panels` draws small multiples of a :func:`skdtutor.teachers.teacher_snapshots`
 history (train columns dashed, test solid); :func:`reliability_panels` one reliability
 diagram per checkpoint; :func:`ranking_panels` the probability a teacher leaves for the
-wrong classes beside how stable its runner-up class is. Teacher brown, a dotted line at an
+wrong classes beside how stable its runner-up class is; :func:`snapshot_students` the
+students distilled from snapshots of it against the CE student. Teacher brown, a dotted line at an
 epoch to ``mark`` (e.g. the first at 100 % training accuracy), one legend below (see
 :func:`skdtutor.viz.legend_outside`). Each returns the Figure, laid out, for ``plt.show()``.
 matplotlib is imported when a figure is drawn.
@@ -15,7 +16,7 @@ from typing import Mapping, Sequence
 
 from .style import COLORS, figsize
 
-__all__ = ["history_panels", "reliability_panels", "ranking_panels"]
+__all__ = ["history_panels", "reliability_panels", "ranking_panels", "snapshot_students"]
 
 _MARK = {"color": "#999", "ls": ":", "lw": 1}
 
@@ -93,4 +94,28 @@ def ranking_panels(mass, same_runner, mark: int | None = None):
         if mark is not None:
             ax.axvline(mark, **_MARK)
         ax.set_xlabel("teacher epoch")
+    return _finish(fig)
+
+
+def snapshot_students(summary, ce, label: str, mark: int | None = None, x: str = "teacher",
+                      method: str = "kd", scale: float = 100.0):
+    """Students distilled from a teacher's snapshots: ``summary``'s ``mean`` ± ``std`` (one row
+    per snapshot epoch in column ``x``, e.g. :func:`skdtutor.stats.seed_summary`) in
+    ``method``'s style, ticked at the snapshot epochs, and the CE students' per-seed
+    accuracies ``ce`` as a band (:func:`skdtutor.viz.ce_band`), both times ``scale`` (%)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .style import method_style
+    from .viz import ce_band
+
+    ce = np.asarray(ce, dtype=float)
+    fig, ax = plt.subplots(figsize=figsize("one", height=2.8))
+    ce_band(ax, ce.mean(), ce.std(ddof=1), scale=scale)
+    ax.errorbar(summary[x], scale * summary["mean"], yerr=scale * summary["std"], label=label,
+                **method_style(method))
+    if mark is not None:
+        ax.axvline(mark, label="teacher fits the training set", **_MARK)
+    ax.set_xticks(list(summary[x]))
+    ax.set(xlabel="teacher epoch of the snapshot", ylabel="student test accuracy (%)")
     return _finish(fig)

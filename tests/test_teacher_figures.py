@@ -68,3 +68,19 @@ def test_ranking_panels_plot_the_columns():
     np.testing.assert_allclose(a.get_lines()[1].get_ydata(), mass["T = 4"])
     np.testing.assert_allclose(b.get_lines()[0].get_ydata(), same)
     assert a.get_yscale() == "log" and b.get_ylim() == (0, 1.02)
+
+
+def test_snapshot_students_points_band_and_ticks():
+    snap = pd.DataFrame({"teacher": [5, 15, 40], "mean": [0.6, 0.65, 0.62], "std": [0.01, 0.02, 0.0]})
+    ce = [0.60, 0.62, 0.61]
+    fig = teacher_figures.snapshot_students(snap, ce, "KD (T = 4)", mark=20)
+    (ax,) = fig.axes
+    (bars,) = ax.containers
+    assert bars.get_label() == "KD (T = 4)"
+    np.testing.assert_allclose(bars.lines[0].get_ydata(), 100 * snap["mean"])
+    np.testing.assert_allclose(list(ax.get_xticks()), snap["teacher"])
+    ce_line = [l for l in ax.get_lines() if l.get_label().startswith("CE")][0]
+    assert ce_line.get_ydata()[0] == pytest.approx(100 * np.mean(ce))
+    band = ax.patches[0]
+    assert band.get_height() == pytest.approx(2 * 100 * np.std(ce, ddof=1))
+
