@@ -112,10 +112,10 @@ def snapshot_students(summary, ce, label: str, mark: int | None = None, x: str =
     ce = np.asarray(ce, dtype=float)
     fig, ax = plt.subplots(figsize=figsize("one", height=2.8))
     ce_band(ax, ce.mean(), ce.std(ddof=1), scale=scale)
-    ax.errorbar(summary[x], scale * summary["mean"], yerr=scale * summary["std"], label=label,
-                **method_style(method))
+    xs, m, s = (summary[c].to_numpy(dtype=float) for c in (x, "mean", "std"))
+    ax.errorbar(xs, scale * m, yerr=scale * s, label=label, **method_style(method))
     if mark is not None:
         ax.axvline(mark, label="teacher fits the training set", **_MARK)
-    ax.set_xticks(list(summary[x]))
+    ax.set_xticks(xs, [f"{e:g}" for e in xs])
     ax.set(xlabel="teacher epoch of the snapshot", ylabel="student test accuracy (%)")
     return _finish(fig)
