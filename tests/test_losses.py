@@ -672,7 +672,9 @@ def test_make_loss():
 
 def test_a_subclass_of_distill_loss_is_a_new_method(monkeypatch):
     """Adding a method is one class: the registry, make_loss and the stacking keys follow."""
-    monkeypatch.setattr(losses, "METHODS", dict(METHODS))  # keep the registry of other tests intact
+    registry = dict(METHODS)  # keep the registry of other tests intact
+    monkeypatch.setattr(losses.objects, "METHODS", registry)  # the module that registers
+    monkeypatch.setattr(losses, "METHODS", registry)
 
     @dataclass(frozen=True)
     class Squared(DistillLoss):
