@@ -44,7 +44,7 @@ import torch
 
 from .style import COLORS, COLUMN_PX, checked_temperature, finite_number, positive_number
 
-__all__ = ["softmax_explorer", "SoftmaxExplorer"]
+__all__ = ["softmax_explorer", "SoftmaxExplorer", "panel_html"]
 
 
 _MAX_SAMPLES = 200  # rows of logits one explorer accepts (a menu entry each)
@@ -311,6 +311,12 @@ def _panel_html(kind, caption, color, probs, class_names, highlight, bar) -> str
         f'transparent {_BAR_HEIGHT // 4}px)">{"".join(cols)}</div></div>'
         f'<div style="display:flex;margin-top:2px"><div style="flex:none;width:{axis_w + 1}px"></div>'
         f'<div style="flex:1 1 auto;min-width:0;display:flex;gap:2px">{names}</div></div></div>')
+
+
+def panel_html(kind, caption, color, probs, class_names, highlight=None, bar: int = 20) -> str:
+    """One bar chart of probabilities ``probs`` as the explorer draws it (``kind``: "raw" or
+    "spherical"; ``highlight``: the class drawn in ``COLORS["true"]``); used by :mod:`skdtutor.live`."""
+    return _panel_html(kind, caption, color, np.asarray(probs, dtype=float), class_names, highlight, bar)
 
 
 def softmax_explorer(logits, class_names=None, **kwargs) -> SoftmaxExplorer:

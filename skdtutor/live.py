@@ -18,7 +18,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from .explorer import SoftmaxExplorer, _panel_html, softmax_explorer
+from .explorer import SoftmaxExplorer, panel_html, softmax_explorer
 from .style import COLORS, checked_temperature, positive_number
 
 __all__ = ["live_explorer", "LiveExplorer"]
@@ -129,9 +129,9 @@ class LiveExplorer:
         panels = []
         for key, name in who:
             panels.append(f'<div style="display:flex;gap:18px;flex-wrap:wrap">'
-                          + _panel_html("raw", f"{name}, raw: softmax(z / T)", COLORS["kd"],
+                          + panel_html("raw", f"{name}, raw: softmax(z / T)", COLORS["kd"],
                                         shown[key], names, y, 20)
-                          + _panel_html("spherical", f"{name}, on the sphere (m = {m:.2f})",
+                          + panel_html("spherical", f"{name}, on the sphere (m = {m:.2f})",
                                         COLORS["skd"], shown[f"{key}_sphere"], names, y, 20)
                           + "</div>")
         self.bars.value = "".join(panels)
