@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from skdtutor import data
+from skdtutor import data, datasets
 
 # ---------------------------------------------------------------------- digits
 
@@ -559,8 +559,8 @@ def test_bad_arguments_are_caught_before_loading(monkeypatch, tmp_path):
     def boom(*args, **kwargs):
         raise AssertionError("data was loaded before the arguments were checked")
 
-    for loader in ("_load_digits", "_load_mnist5k", "_load_mnist1d", "_load_torchvision"):
-        monkeypatch.setattr(data, loader, boom)
+    for loader in ("load_digits", "load_mnist5k", "load_mnist1d", "load_torchvision"):
+        monkeypatch.setattr(datasets, loader, boom)
     for name in ("digits", "mnist-5k", "mnist1d", "mnist", "cifar10"):
         for kwargs in ({"seed": -3}, {"val_fraction": 1.0}, {"val_fraction": -0.5}):
             with pytest.raises(ValueError):
