@@ -12,7 +12,7 @@ The package behind the skdtutor book. Modules, bottom to top (imports point down
 * :mod:`skdtutor.cache`, :mod:`skdtutor.teachers` — ``get_teacher``, ``teacher_snapshots``, ...
 * :mod:`skdtutor.runs` — ``run_students`` (one runner for every plan of students)
 * :mod:`skdtutor.stats` — ``seed_summary``, ``format_table``, the noise rule
-* :mod:`skdtutor.studies`, :mod:`skdtutor.chapter_studies` — what the CLI and the chapters call
+* :mod:`skdtutor.studies` (the CLI), :mod:`skdtutor.skd_study`, :mod:`skdtutor.semi_study` (chapters)
 * :mod:`skdtutor.regime` — ``regime_map`` (where a teacher helps); :mod:`skdtutor.claims` — the claim table
 * :mod:`skdtutor.style`, :mod:`skdtutor.viz` — the figure style and figures;
   :mod:`skdtutor.explorer` — the kernel-free temperature slider; :mod:`skdtutor.export` — reader notebooks
@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = ("losses", "temperature", "data", "models", "metrics", "config", "steps", "train",
                "stacking", "sweep", "cache", "teachers", "runs", "stats", "studies",
-               "chapter_studies", "regime", "claims", "style", "viz", "explorer", "export")
+               "skd_study", "semi_study", "regime", "claims", "style", "viz", "explorer", "export")
 
 _NAMES = {  # public name -> module that defines it
     **{n: "losses" for n in ("DistillLoss", "CE", "KD", "SKD", "DiceKD", "make_loss", "dice3",

@@ -5,9 +5,9 @@ A claim reads "A beats B" (``kind="better"``) or "A is as good as B" (``kind="no
 and names where its per-seed numbers come from:
 
 * ``study="results"``: rows of :func:`skdtutor.studies.results_table` (``return_runs=True``),
-  or of :func:`skdtutor.chapter_studies.skd_study` reduced by :func:`skd_study_rows`
+  or of :func:`skdtutor.skd_study.skd_study` reduced by :func:`skd_study_rows`
   (columns ``dataset``, ``method``, ``T``, ``seed``, ``test_acc``); one case per dataset;
-* ``study="semi"``: rows of :func:`skdtutor.chapter_studies.semi_supervised` (plus
+* ``study="semi"``: rows of :func:`skdtutor.semi_study.semi_supervised` (plus
   ``fraction``, ``targets``, ``teacher_labels``); one case per dataset and labelled fraction.
 
 Each side of a claim is an :class:`Arm`: the :func:`skdtutor.stats.select` conditions of its
@@ -108,7 +108,7 @@ def claim(key: str, claims=CLAIMS) -> Claim:
 
 
 def skd_study_rows(study) -> pd.DataFrame:
-    """The rows of an :class:`~skdtutor.chapter_studies.SKDStudy` that a ``"results"`` claim
+    """The rows of an :class:`~skdtutor.skd_study.SKDStudy` that a ``"results"`` claim
     reads: CE, and KD, SKD and Dice from the default-width teacher at the study's multiplier
     (no ablation), with the columns of :func:`skdtutor.studies.results_table`'s runs."""
     runs = study.runs

@@ -1,8 +1,8 @@
 """Progress bars: one bar per long call, shown only where a person is watching.
 
 Every trainer and every long call (:func:`skdtutor.runs.run_students`,
-:func:`skdtutor.regime.regime_map`, :func:`skdtutor.chapter_studies.skd_study`,
-:func:`skdtutor.chapter_studies.semi_supervised`, :func:`skdtutor.teachers.get_teacher`)
+:func:`skdtutor.regime.regime_map`, :func:`skdtutor.skd_study.skd_study`,
+:func:`skdtutor.semi_study.semi_supervised`, :func:`skdtutor.teachers.get_teacher`)
 takes ``progress``:
 
 * ``True`` — show a bar; ``False`` — never;

@@ -6,7 +6,7 @@ is regenerated exactly by the command printed next to it.
 * :func:`compare` — methods × temperatures × seeds on one dataset;
 * :func:`results_table` — :func:`compare` on every dataset, summarised (chapter 6).
 
-The studies of chapters 3–5 are in :mod:`skdtutor.chapter_studies`.
+The studies of chapters 3–6 are in :mod:`skdtutor.skd_study` and :mod:`skdtutor.semi_study`.
 """
 from __future__ import annotations
 
@@ -28,10 +28,14 @@ from .teachers import get_teacher
 from .temperature import DEFAULT_TEMPERATURES, dice_choice_per_seed
 
 __all__ = ["KD_AT_DICE", "RESULT_METHODS", "compare", "prepare_compare", "results_table", "seed_list",
-           "loss_for", "diverged_note"]
+           "loss_for", "diverged_note", "RESULTS_TABLE"]
 
 KD_AT_DICE = "kd@dice"  # method name: KD at the temperature chosen by the Dice search
 RESULT_METHODS = ("ce", "kd", "skd", "dice", KD_AT_DICE)
+# The results table of chapter 6: ``results_table(**RESULTS_TABLE, return_runs=True)``; its
+# command line (chapter 6 and the README) is ``python -m skdtutor results --dataset digits,mnist1d
+# --seeds 0,1,2 --temperatures 1,4,16`` (a test parses it and compares with these settings).
+RESULTS_TABLE = dict(datasets=("digits", "mnist1d"), seeds=(0, 1, 2), temperatures=(1.0, 4.0, 16.0))
 
 
 def seed_list(seeds: int | Sequence[int]) -> list[int]:

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from skdtutor import data as data_mod
-from skdtutor import chapter_studies, studies, teachers
+from skdtutor import semi_study, studies, teachers
 from skdtutor.config import setting_for
 from skdtutor.losses import CE, KD, SKD
 from skdtutor.runs import plan, run_students
@@ -231,7 +231,7 @@ def test_subset_teacher_sees_only_the_labelled_part(digits, tmp_path):
 
 def test_semi_supervised_rows_and_cache(tmp_path):
     kw = dict(fractions=(0.1, 0.5), seeds=[0, 1], teacher_steps=4, student_epochs=2, cache=tmp_path)
-    runs = chapter_studies.semi_supervised("digits", **kw)
+    runs = semi_study.semi_supervised("digits", **kw)
     variants = runs[["fraction", "teacher_labels", "targets", "method"]].drop_duplicates()
     assert len(variants) == 2 * 6 and len(runs) == 2 * 6 * 2
     got = set(variants[["teacher_labels", "targets", "method"]].itertuples(index=False, name=None))
@@ -242,7 +242,7 @@ def test_semi_supervised_rows_and_cache(tmp_path):
     assert (runs.loc[runs["method"] != "ce", "T"] == 4.0).all()
     few = runs[runs["teacher_labels"] == "labelled part"].groupby("fraction")["n_labelled"].first()
     assert few.loc[0.1] < few.loc[0.5]
-    again = chapter_studies.semi_supervised("digits", **kw)  # from the on-disk cache
+    again = semi_study.semi_supervised("digits", **kw)  # from the on-disk cache
     pd.testing.assert_frame_equal(runs, again)
     # the soft rows equal a plain run_students call with the same teacher and mask
     mask, _, t_logits, _ = teachers.subset_teacher(data_mod.load("digits"), 0.1, teacher_steps=4, cache=tmp_path)
@@ -283,3 +283,26 @@ def test_compare_validates_everything_before_training(monkeypatch, kwargs, needl
         studies.compare("digits", **kwargs)
     with pytest.raises(ValueError, match=needle):
         studies.results_table(["digits", "mnist1d"], **kwargs)
+
+
+def test_results_command_of_chapter_6_and_readme_runs_the_results_table_settings():
+    import json
+    import re
+    import shlex
+    from pathlib import Path
+
+    from skdtutor.__main__ import build_parser
+    from skdtutor.studies import RESULT_METHODS
+
+    repo = Path(__file__).resolve().parents[1]
+    nb = json.loads((repo / "book" / "06_results_at_a_glance.ipynb").read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    (command,) = re.findall(r'^COMMAND = "(python -m skdtutor results[^"]*)"', code, flags=re.M)
+    assert command in (repo / "README.md").read_text()
+    args = build_parser().parse_args(shlex.split(command)[3:])
+    settings = studies.RESULTS_TABLE
+    assert args.dataset == list(settings["datasets"]) and args.seeds == list(settings["seeds"])
+    assert [float(t) for t in args.temperatures] == list(settings["temperatures"])
+    assert args.methods == list(RESULT_METHODS) and args.dice_temperatures is None
+    assert args.teacher_epochs is None and args.student_epochs is None  # the SETTINGS defaults
+    assert (args.gamma, args.multiplier) == (0.9, 2.0)

@@ -1,11 +1,11 @@
-"""Tests of the SKD study of chapters 3 and 4 (skdtutor.chapter_studies.skd_study)."""
+"""Tests of the SKD study of chapters 3 and 4 (skdtutor.skd_study)."""
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
 
-from skdtutor import chapter_studies, config, runs
+from skdtutor import config, runs, skd_study
 from skdtutor import data as data_mod
 
 
@@ -22,7 +22,7 @@ def test_skd_study_trains_every_experiment_once(digits, monkeypatch, tmp_path):
                                 student_train=s.student_train.replace(epochs=1))
     monkeypatch.setitem(config.SETTINGS, "digits", small)
     kw = dict(temperatures=(1, 4), T=4.0, multipliers=(1, 2), teacher_widths=(4,), cache=tmp_path)
-    study = chapter_studies.skd_study(digits, (0, 1), **kw)
+    study = skd_study.skd_study(digits, (0, 1), **kw)
     # CE; KD, SKD, Dice at 2 T; SKD m=1 at T=4 (m=2 is already there); ablation at T=4;
     # KD and SKD at T=4 from the width-4 teacher (the default width 8 ones are already there)
     assert len(study.runs) == 2 * (1 + 2 * 3 + 1 + 1 + 2)
@@ -36,7 +36,7 @@ def test_skd_study_trains_every_experiment_once(digits, monkeypatch, tmp_path):
     assert study.settings["epochs"] == 1
     # chapter 4 calls it again with the same arguments: nothing is trained
     monkeypatch.setattr(runs, "distill_sweep", lambda *a, **k: pytest.fail("retrained"))
-    again = chapter_studies.skd_study(digits, (0, 1), **kw)
+    again = skd_study.skd_study(digits, (0, 1), **kw)
     assert list(again.runs["test_acc"]) == list(study.runs["test_acc"])
 
 
@@ -47,12 +47,12 @@ def test_shared_settings_run_is_skd_study_with_those_settings(digits, monkeypatc
                                 student=s.student.replace(width=8),
                                 student_train=s.student_train.replace(epochs=1))
     monkeypatch.setitem(config.SETTINGS, "digits", small)
-    settings = chapter_studies.SKD_STUDY.replace(seeds=[0, 1], temperatures=[1, 4],
+    settings = skd_study.SKD_STUDY.replace(seeds=[0, 1], temperatures=[1, 4],
                                                  multipliers=(2,), teacher_widths=(4,))
     assert settings.seeds == (0, 1) and settings.temperatures == (1, 4)   # lists become tuples
-    assert settings.datasets == chapter_studies.SKD_STUDY.datasets
+    assert settings.datasets == skd_study.SKD_STUDY.datasets
     study = settings.run(digits, cache=tmp_path)
-    direct = chapter_studies.skd_study(digits, (0, 1), temperatures=(1, 4), T=settings.T,
+    direct = skd_study.skd_study(digits, (0, 1), temperatures=(1, 4), T=settings.T,
                                        gamma=settings.gamma, multiplier=settings.multiplier,
                                        multipliers=(2,), teacher_widths=(4,),
                                        ablation_temperatures=settings.ablation_temperatures,
@@ -64,48 +64,6 @@ def test_shared_settings_run_is_skd_study_with_those_settings(digits, monkeypatc
     assert set(study.select(method="kd")["teacher"]) == {4, 8}
 
 
-
-def test_semi_supervised_settings_run_is_semi_supervised_with_those_settings(tmp_path):
-    settings = chapter_studies.SEMI_SUPERVISED.replace(
-        fractions=(0.1,), seeds=(0, 1), teacher_steps=4, student_epochs=2,
-        per_dataset={"mnist1d": {"fractions": (0.2, 0.3)}})
-    assert settings.study_kwargs("mnist1d")["fractions"] == (0.2, 0.3)
-    assert settings.study_kwargs("mnist1d")["student_epochs"] == 2 == settings.study_kwargs("digits")["student_epochs"]
-    runs = settings.run("digits", cache=tmp_path)
-    direct = chapter_studies.semi_supervised("digits", (0.1,), [0, 1], T=settings.T, gamma=settings.gamma,
-                                             multiplier=settings.multiplier, teacher_steps=4,
-                                             student_epochs=2, cache=tmp_path)
-    assert list(runs["test_acc"]) == list(direct["test_acc"])
-    named = {(r.teacher_labels, r.targets, r.method): r.variant for r in runs.itertuples()}
-    assert named == chapter_studies.SEMI_VARIANTS
-    # the book's settings: both chapters' datasets, at least 3 seeds, each dataset's own fractions
-    book = chapter_studies.SEMI_SUPERVISED
-    assert len(book.seeds) >= 3 and set(book.per_dataset) <= set(book.datasets)
-
-
-def test_results_command_of_chapter_6_and_readme_runs_the_results_table_settings():
-    import json
-    import re
-    import shlex
-    from pathlib import Path
-
-    from skdtutor.__main__ import build_parser
-    from skdtutor.studies import RESULT_METHODS
-
-    repo = Path(__file__).resolve().parents[1]
-    nb = json.loads((repo / "book" / "06_results_at_a_glance.ipynb").read_text())
-    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-    (command,) = re.findall(r'^COMMAND = "(python -m skdtutor results[^"]*)"', code, flags=re.M)
-    assert command in (repo / "README.md").read_text()
-    args = build_parser().parse_args(shlex.split(command)[3:])
-    settings = chapter_studies.RESULTS_TABLE
-    assert args.dataset == list(settings["datasets"]) and args.seeds == list(settings["seeds"])
-    assert [float(t) for t in args.temperatures] == list(settings["temperatures"])
-    assert args.methods == list(RESULT_METHODS) and args.dice_temperatures is None
-    assert args.teacher_epochs is None and args.student_epochs is None  # the SETTINGS defaults
-    assert (args.gamma, args.multiplier) == (0.9, 2.0)
-
-
 def test_rows_and_values_default_to_the_main_comparison(digits, monkeypatch, tmp_path):
     s = config.SETTINGS["digits"]
     small = dataclasses.replace(s, teacher=s.teacher.replace(width=8),
@@ -113,7 +71,7 @@ def test_rows_and_values_default_to_the_main_comparison(digits, monkeypatch, tmp
                                 student=s.student.replace(width=8),
                                 student_train=s.student_train.replace(epochs=1))
     monkeypatch.setitem(config.SETTINGS, "digits", small)
-    study = chapter_studies.SKD_STUDY.replace(seeds=(0, 1), temperatures=(1, 4), multipliers=(1, 2),
+    study = skd_study.SKD_STUDY.replace(seeds=(0, 1), temperatures=(1, 4), multipliers=(1, 2),
                                               teacher_widths=(4,)).run(digits, cache=tmp_path)
     runs = study.runs
     # the same rows picked by hand from the full table
