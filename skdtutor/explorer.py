@@ -3,35 +3,17 @@
 The HTML it renders carries the logits and a short script (:file:`explorer_template.html`)
 that recomputes ``softmax(z / T)`` (and, with a multiplier, ``softmax(sphere(z, m) / T)``) in
 the browser, so the sliders work in the static book, JupyterLab/Notebook and Colab alike.
-This module imports neither matplotlib nor ipywidgets; :mod:`skdtutor.viz` re-exports
-``softmax_explorer`` and ``SoftmaxExplorer``, so chapters call ``viz.softmax_explorer(...)``.
-The colours are the figures' colours (:mod:`skdtutor.style`): the highlighted (true) class in
+No matplotlib, no ipywidgets; :mod:`skdtutor.viz` re-exports ``softmax_explorer`` and
+``SoftmaxExplorer``. Colours (:mod:`skdtutor.style`): the highlighted (true) class in
 ``COLORS["true"]``, KD bars in ``COLORS["kd"]``, SKD bars in ``COLORS["skd"]``.
 
-Why the slider is a few lines of plain JavaScript
--------------------------------------------------
-The rendered book is static HTML: an ipywidgets slider there has no kernel behind
-it and never redraws. The explorer must therefore compute ``softmax(z / T)`` in the
-browser, render identically in the static book, JupyterLab/Notebook and Colab, and
-work offline with no CDN. The candidates:
-
-* **ipywidgets / anywidget** need a live kernel (or a widget-state snapshot that
-  freezes the plot): ruled out for the static page.
-* **Altair / Vega-Lite** can bind a slider to a computed field, but its renderer
-  loads vega, vega-lite and vega-embed (about 1 MB) from a CDN in Jupyter and Colab;
-  offline it would need the bundles inlined into every output (``vl-convert``) or
-  copied into the book's ``_static`` folder, which Colab and Jupyter cannot see.
-* **Bokeh** (``CustomJS`` callbacks) likewise needs BokehJS (about 1 MB) inlined per
-  page or fetched from a CDN, and its notebook mode needs ``output_notebook`` first.
-* **Plotly** sliders step through precomputed frames rather than computing, and
-  inline ``plotly.js`` is about 3.5 MB per page.
-
-Each would add a megabyte-scale asset to every page (or a network dependency) to draw
-a dozen bars. About seventy lines of dependency-free JavaScript (no framework, ES5, in
-:file:`explorer_template.html`) inline in the output run the same way in all three
-front ends, offline, and need nothing from the network. The Python side renders a
-static first drawing, so a reader without JavaScript (untrusted notebook, GitHub's
-viewer) still sees the distribution at the initial temperature.
+**Why plain JavaScript.** The static book has no kernel, so an ipywidgets (or anywidget)
+slider never redraws there. Altair/Vega-Lite and Bokeh (``CustomJS``) need about 1 MB of
+renderer per page, inlined or from a CDN; Plotly sliders step through precomputed frames and
+inline ``plotly.js`` is about 3.5 MB. About seventy lines of dependency-free ES5 inline in the
+output draw a dozen bars the same way in all three front ends, offline. A static first drawing
+(computed here in Python) shows the distribution at the initial T where no script runs
+(an untrusted notebook, GitHub's viewer).
 """
 from __future__ import annotations
 
@@ -42,15 +24,13 @@ import secrets
 import numpy as np
 import torch
 
+from .explorer_panel import BAR_HEIGHT, BAR_MAX, HIGHLIGHT, panel_html
 from .style import COLORS, COLUMN_PX, checked_temperature, finite_number, positive_number
 
 __all__ = ["softmax_explorer", "SoftmaxExplorer", "panel_html"]
 
 
 _MAX_SAMPLES = 200  # rows of logits one explorer accepts (a menu entry each)
-_BAR_HEIGHT = 120  # pixels for probability 1; grid lines every 0.25
-_BAR_MAX = 44      # widest bar, pixels (more when a panel has only a few classes)
-_HIGHLIGHT = COLORS["true"]
 
 
 class SoftmaxExplorer:
@@ -174,15 +154,15 @@ class SoftmaxExplorer:
         spec_json = (json.dumps(spec).replace("<", "\\u003c").replace(">", "\\u003e")
                      .replace("&", "\\u0026"))
         n_panels = 2 if spherical else 1
-        bar = min(_BAR_MAX, (min(self.width, 700) - 26 - 18 * (n_panels - 1)) // (n_panels * c) - 2)
+        bar = min(BAR_MAX, (min(self.width, 700) - 26 - 18 * (n_panels - 1)) // (n_panels * c) - 2)
         panels = [("raw", "softmax(z / T)", COLORS["kd"], self.probabilities())]
         if spherical:
             panels = [("raw", "KD, raw logits: softmax(z / T)", COLORS["kd"], self.probabilities()),
                       ("spherical", "SKD: softmax(sphere(z, m) / T)", COLORS["skd"],
                        self.probabilities(multiplier=self.multiplier))]
         highlight = self.highlight[0]
-        panel_html = "".join(
-            _panel_html(kind, caption, color, probs, self.class_names, highlight, bar)
+        panels_markup = "".join(
+            panel_html(kind, caption, color, probs, self.class_names, highlight, bar)
             for kind, caption, color, probs in panels)
         t_ticks = [t for t in 2.0 ** np.arange(-6, 11) if lo <= t <= hi]
         m_ticks = [m for m in np.arange(1, 11, dtype=float) if m_lo <= m <= m_hi]
@@ -205,14 +185,14 @@ class SoftmaxExplorer:
                                 + (f", m = {m0:.2f}" if spherical else "")
                                 + ". The sliders need JavaScript: run this cell (or trust the notebook)"
                                   " in Jupyter, or open the book's web page."),
-            "__PANELS__": panel_html,
+            "__PANELS__": panels_markup,
             "__LEGEND__": "" if all(h is None for h in self.highlight) else (
-                f'<span style="display:inline-block;width:10px;height:10px;background:{_HIGHLIGHT};'
+                f'<span style="display:inline-block;width:10px;height:10px;background:{HIGHLIGHT};'
                 f'vertical-align:-1px"></span> highlighted class'),
             "__SPEC__": spec_json,
         }
-        replacements["__BAR_HEIGHT__"] = str(_BAR_HEIGHT)
-        replacements["__HIGHLIGHT__"] = _HIGHLIGHT
+        replacements["__BAR_HEIGHT__"] = str(BAR_HEIGHT)
+        replacements["__HIGHLIGHT__"] = HIGHLIGHT
         template = resources.files("skdtutor").joinpath("explorer_template.html").read_text()
         # One pass, so that text inserted (a title, a class name) is never substituted again.
         return re.sub(r"__[A-Z0-9_]+?__", lambda m: replacements.get(m.group(0), m.group(0)), template)
@@ -260,63 +240,6 @@ def _checked_range(pair, name: str) -> tuple[float, float]:
 def _fmt_t(T: float) -> str:
     """Three significant digits, as JavaScript's ``T.toPrecision(3)`` shows them (T < 1000)."""
     return f"{T:#.3g}".rstrip(".")
-
-
-def _panel_html(kind, caption, color, probs, class_names, highlight, bar) -> str:
-    """One bar chart. Columns share the panel's width (flex), at most ``_BAR_MAX`` px each;
-    ``bar`` is the expected column width, used only to decide whether the static drawing
-    prints values and names (the script re-decides from the measured width)."""
-    import html as html_mod
-
-    esc = html_mod.escape
-    hide_values = "" if bar >= 20 else "visibility:hidden;"
-    hide_names = "" if bar >= 10 else "visibility:hidden;"
-    axis_w = 20
-    max_width = max(250, len(class_names) * (_BAR_MAX + 2) + axis_w)  # room for the captions
-    bar_max = max(_BAR_MAX, (max_width - axis_w - 1) // len(class_names) - 2)  # few classes: wider bars
-    col = f"flex:1 1 0;min-width:0;max-width:{bar_max}px;"
-    entropy = float(-(probs * np.log(np.clip(probs, 1e-300, None))).sum())
-    cols = []
-    for j, (name, p) in enumerate(zip(class_names, probs)):
-        fill = _HIGHLIGHT if j == highlight else color
-        cols.append(
-            f'<div class="skd-col" style="{col}display:flex;flex-direction:column;'
-            f'justify-content:flex-end;height:100%">'
-            f'<div class="skd-val" style="font-size:10px;line-height:12px;color:#333;text-align:center;'
-            f'overflow:hidden;white-space:nowrap;{hide_values}">{p:.2f}</div>'
-            f'<div class="skd-bar" data-class="{j}" data-prob="{p:.12g}" title="{esc(name)}: {p:.4f}" '
-            f'style="height:{max(1, round(p * _BAR_HEIGHT))}px;background:{fill};'
-            f'border-radius:2px 2px 0 0"></div></div>')
-    names = "".join(
-        f'<div class="skd-name" title="{esc(n)}" style="{col}text-align:center;font-size:11px;'
-        f'overflow:hidden;text-overflow:ellipsis;white-space:nowrap;'
-        f'font-weight:{"bold" if j == highlight else "normal"};{hide_names}">{esc(n)}</div>'
-        for j, n in enumerate(class_names))
-    ticks = "".join(
-        f'<span style="position:absolute;right:4px;bottom:{round(v * _BAR_HEIGHT) - 6}px">{text}</span>'
-        for v, text in ((0.0, "0"), (0.5, ".5"), (1.0, "1")))
-    return (
-        f'<div class="skd-panel" data-panel="{kind}" data-color="{color}" '
-        f'style="flex:1 1 240px;min-width:0;max-width:{max_width}px">'
-        f'<div title="{esc(caption)}" style="font-size:12px;color:#222;white-space:nowrap;overflow:hidden;'
-        f'text-overflow:ellipsis">{esc(caption)}</div>'
-        f'<div class="skd-stats" style="font-size:11px;color:#666;margin-bottom:2px">'
-        f'max p {probs.max():.3f} \u00b7 entropy {entropy:.3f} nats</div>'
-        f'<div style="display:flex">'
-        f'<div aria-hidden="true" style="position:relative;flex:none;width:{axis_w}px;'
-        f'height:{_BAR_HEIGHT + 14}px;font-size:9px;color:#888">{ticks}</div>'
-        f'<div class="skd-plot" style="flex:1 1 auto;min-width:0;display:flex;align-items:flex-end;gap:2px;'
-        f'height:{_BAR_HEIGHT + 14}px;border-bottom:1px solid #888;border-left:1px solid #ccc;'
-        f'background:repeating-linear-gradient(to top,#e8e8e8 0,#e8e8e8 1px,transparent 1px,'
-        f'transparent {_BAR_HEIGHT // 4}px)">{"".join(cols)}</div></div>'
-        f'<div style="display:flex;margin-top:2px"><div style="flex:none;width:{axis_w + 1}px"></div>'
-        f'<div style="flex:1 1 auto;min-width:0;display:flex;gap:2px">{names}</div></div></div>')
-
-
-def panel_html(kind, caption, color, probs, class_names, highlight=None, bar: int = 20) -> str:
-    """One bar chart of probabilities ``probs`` as the explorer draws it (``kind``: "raw" or
-    "spherical"; ``highlight``: the class drawn in ``COLORS["true"]``); used by :mod:`skdtutor.live`."""
-    return _panel_html(kind, caption, color, np.asarray(probs, dtype=float), class_names, highlight, bar)
 
 
 def softmax_explorer(logits, class_names=None, **kwargs) -> SoftmaxExplorer:

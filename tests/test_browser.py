@@ -35,7 +35,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-3          # the tolerance ...
 STRICT = 1e-9       # ... and what float64 in both places actually gives (data-prob has 12 digits)
-BAR_HEIGHT = 120    # pixels for probability 1 (skdtutor.explorer._BAR_HEIGHT)
+BAR_HEIGHT = 120    # pixels for probability 1 (skdtutor.explorer_panel.BAR_HEIGHT)
 
 
 def _unavailable() -> str | None:

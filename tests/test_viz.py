@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from skdtutor import explorer, viz
+from skdtutor import explorer, explorer_panel, viz
 
 matplotlib.use("Agg")
 
@@ -109,7 +109,7 @@ def test_one_colour_per_concept_and_distinct():
             d = np.linalg.norm(_lab(viz.COLORS[a]) - _lab(viz.COLORS[b]))
             assert d > 20, f"{a} and {b} look alike (delta E {d:.0f})"
     # The highlighted class is the true class, in explorers and static figures alike.
-    assert viz.COLORS["highlight"] == viz.COLORS["true"] == explorer._HIGHLIGHT
+    assert viz.COLORS["highlight"] == viz.COLORS["true"] == explorer_panel.HIGHLIGHT
     # SKD is not red (red-orange means the true class) and KD/SKD panels use the method colours.
     html = viz.softmax_explorer(Z, NAMES, multiplier=2.0, highlight=1).html()
     assert f'data-panel="raw" data-color="{viz.COLORS["kd"]}"' in html
