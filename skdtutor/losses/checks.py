@@ -13,11 +13,11 @@ import numbers
 
 import torch
 
-__all__ = ["check_pair", "check_labels", "check_temperature", "check_gamma", "check_multiplier",
-           "TEMPERATURE_RANGE", "MULTIPLIER_RANGE"]
+__all__ = ["check_logits", "check_pair", "check_labels", "check_probabilities", "check_temperature",
+           "check_gamma", "check_multiplier", "is_real", "TEMPERATURE_RANGE", "MULTIPLIER_RANGE"]
 
 
-def _check_logits(x, name: str = "logits") -> None:
+def check_logits(x, name: str = "logits") -> None:
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 2:
@@ -33,14 +33,14 @@ def _check_logits(x, name: str = "logits") -> None:
 
 
 def check_pair(a, b, names=("student_logits", "teacher_logits")) -> None:
-    _check_logits(a, names[0])
-    _check_logits(b, names[1])
+    check_logits(a, names[0])
+    check_logits(b, names[1])
     if a.shape != b.shape:
         raise ValueError(f"{names[0]} and {names[1]} must have the same shape, got "
                          f"{tuple(a.shape)} and {tuple(b.shape)}")
 
 
-def _is_real(x) -> bool:
+def is_real(x) -> bool:
     if isinstance(x, torch.Tensor):
         return x.dim() == 0 and x.dtype != torch.bool
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
@@ -67,29 +67,21 @@ MULTIPLIER_RANGE = (1e-2, 1e3)
 def check_temperature(T) -> None:
     """A ValueError unless ``T`` is a number in :data:`TEMPERATURE_RANGE` (what float32 survives)."""
     low, high = TEMPERATURE_RANGE
-    if not _is_real(T) or not math.isfinite(float(T)) or not low <= float(T) <= high:
+    if not is_real(T) or not math.isfinite(float(T)) or not low <= float(T) <= high:
         raise ValueError(f"temperature T must be a number in [{low:g}, {high:g}] (the range float32 "
                          f"logits survive; see skdtutor.losses.TEMPERATURE_RANGE), got {T!r}")
 
 
-def _check_gamma(gamma) -> None:
-    if not _is_real(gamma) or not 0.0 <= float(gamma) <= 1.0:
-        raise ValueError(f"gamma (weight of the distillation term) must lie in [0, 1], got {gamma!r}")
-
-
 def check_gamma(gamma) -> None:
     """A ValueError unless ``gamma`` (the weight of the distillation term) lies in [0, 1]."""
-    _check_gamma(gamma)
+    if not is_real(gamma) or not 0.0 <= float(gamma) <= 1.0:
+        raise ValueError(f"gamma (weight of the distillation term) must lie in [0, 1], got {gamma!r}")
 
 
 def check_multiplier(multiplier) -> None:
     """A ValueError unless ``multiplier`` lies in :data:`MULTIPLIER_RANGE`."""
-    _check_multiplier(multiplier)
-
-
-def _check_multiplier(multiplier) -> None:
     low, high = MULTIPLIER_RANGE
-    if not _is_real(multiplier) or not math.isfinite(float(multiplier)) or not low <= float(multiplier) <= high:
+    if not is_real(multiplier) or not math.isfinite(float(multiplier)) or not low <= float(multiplier) <= high:
         raise ValueError(f"multiplier (radius of the sphere) must be a number in [{low:g}, {high:g}] "
                          f"(the range float32 logits survive; see skdtutor.losses.MULTIPLIER_RANGE), "
                          f"got {multiplier!r}")
@@ -109,7 +101,7 @@ def check_labels(labels, batch: int, classes: int) -> None:
                          f"[{int(labels.min())}, {int(labels.max())}]")
 
 
-def _check_probabilities(p, name: str) -> None:
-    _check_logits(p, name)
+def check_probabilities(p, name: str) -> None:
+    check_logits(p, name)
     if (p < 0).any():
         raise ValueError(f"{name} must be non-negative (probabilities); apply soften() to logits first")

@@ -8,7 +8,8 @@ The private formulas below take logits of shape ``(..., batch, classes)`` and
 hyperparameters that are Python numbers or tensors broadcastable against the
 logits (e.g. ``(n, 1, 1)`` for a stack of ``n`` students), skip the checks (a
 training step never waits on a host sync) and return per-sample losses of shape
-``(..., batch)``: the loss objects of :mod:`skdtutor.losses.objects` call them.
+``(..., batch)``: the loss objects of :mod:`skdtutor.losses.objects` call the
+``*_per_sample`` ones.
 
 Notation: ``s`` student logits, ``t`` teacher logits, ``y`` integer labels,
 ``T`` temperature, ``gamma`` the weight of the distillation term,
@@ -19,10 +20,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .checks import (_check_gamma, _check_logits, _check_multiplier, _check_probabilities,
-                     check_labels, check_pair, check_temperature)
+from .checks import (check_gamma, check_labels, check_logits, check_multiplier, check_pair,
+                     check_probabilities, check_temperature)
 
-__all__ = ["soften", "kd_loss", "sphere", "skd_loss", "soft_dice", "dice_loss", "dice3"]
+__all__ = ["soften", "kd_loss", "sphere", "skd_loss", "soft_dice", "dice_loss", "dice3",
+           "ce_per_sample", "kd_per_sample", "skd_per_sample", "dice_per_sample"]
 
 
 # ------------------------------------------------------------- broadcasting formulas
@@ -75,14 +77,19 @@ def _sphere(logits, multiplier, eps):
     return F.layer_norm(logits, logits.shape[-1:], eps=eps) * multiplier
 
 
-def _kd_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma):
+def ce_per_sample(student_logits, labels, label_mask=None):
+    """Per-sample cross-entropy (masked where ``label_mask`` is 0), broadcasting; ``CE.per_sample``."""
+    return _cross_entropy(student_logits, labels, label_mask).squeeze(-1)
+
+
+def kd_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma):
     """Per-sample :func:`kd_loss` (no mean), broadcasting; ``KD.per_sample``."""
     kl = _kl_soft(student_logits, teacher_logits, T) * (T * T)
     ce = None if labels is None else _cross_entropy(student_logits, labels, label_mask)
     return _mix(kl, ce, gamma)
 
 
-def _skd_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma, multiplier,
+def skd_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma, multiplier,
                     ce_on_raw=False, eps=1e-7):
     """Per-sample :func:`skd_loss` (no mean), broadcasting; ``SKD.per_sample``."""
     s = _sphere(student_logits, multiplier, eps)
@@ -93,7 +100,7 @@ def _skd_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma
     return _mix(kl, ce, gamma)
 
 
-def _dice_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma, eps=1e-7):
+def dice_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma, eps=1e-7):
     """Per-sample :func:`dice_loss` (no mean), broadcasting; ``DiceKD.per_sample``."""
     dice = _soft_dice(_softmax(teacher_logits / T), _softmax(student_logits / T), eps)
     ce = None if labels is None else _cross_entropy(student_logits, labels, label_mask)
@@ -107,7 +114,7 @@ def soften(logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
     ``T = 1`` is the ordinary softmax; ``T > 1`` flattens the distribution,
     ``T < 1`` sharpens it. Shape in = shape out.
     """
-    _check_logits(logits)
+    check_logits(logits)
     check_temperature(T)
     return torch.softmax(logits / T, dim=-1)
 
@@ -128,9 +135,9 @@ def kd_loss(student_logits, teacher_logits, labels=None, T: float = 4.0, gamma: 
     """
     check_pair(student_logits, teacher_logits)
     check_temperature(T)
-    _check_gamma(gamma)
+    check_gamma(gamma)
     check_labels(labels, *student_logits.shape)
-    return _kd_per_sample(student_logits, teacher_logits, labels, None, T, gamma).mean()
+    return kd_per_sample(student_logits, teacher_logits, labels, None, T, gamma).mean()
 
 
 def sphere(logits: torch.Tensor, multiplier: float = 2.0, eps: float = 1e-7) -> torch.Tensor:
@@ -143,8 +150,8 @@ def sphere(logits: torch.Tensor, multiplier: float = 2.0, eps: float = 1e-7) -> 
     the result no longer depends on how confident (how long) the logits were.
     A constant row maps to zeros, never NaN.
     """
-    _check_logits(logits)
-    _check_multiplier(multiplier)
+    check_logits(logits)
+    check_multiplier(multiplier)
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps!r}")
     return _sphere(logits, multiplier, eps)
@@ -167,10 +174,10 @@ def skd_loss(student_logits, teacher_logits, labels=None, T: float = 4.0, gamma:
     """
     check_pair(student_logits, teacher_logits)
     check_temperature(T)
-    _check_gamma(gamma)
-    _check_multiplier(multiplier)
+    check_gamma(gamma)
+    check_multiplier(multiplier)
     check_labels(labels, *student_logits.shape)
-    return _skd_per_sample(student_logits, teacher_logits, labels, None, T, gamma, multiplier,
+    return skd_per_sample(student_logits, teacher_logits, labels, None, T, gamma, multiplier,
                            ce_on_raw=ce_on_raw).mean()
 
 
@@ -184,8 +191,8 @@ def soft_dice(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-7) -> torch.Tens
     unlike KL it is bounded and weighs classes by their squared mass, so
     near-zero probabilities barely count. Returns shape ``(batch,)``.
     """
-    _check_probabilities(p, "p")
-    _check_probabilities(q, "q")
+    check_probabilities(p, "p")
+    check_probabilities(q, "q")
     if p.shape != q.shape:
         raise ValueError(f"p and q must have the same shape, got {tuple(p.shape)} and {tuple(q.shape)}")
     return _soft_dice(p, q, eps).squeeze(-1)
@@ -203,9 +210,9 @@ def dice_loss(student_logits, teacher_logits, labels=None, T: float = 4.0, gamma
     """
     check_pair(student_logits, teacher_logits)
     check_temperature(T)
-    _check_gamma(gamma)
+    check_gamma(gamma)
     check_labels(labels, *student_logits.shape)
-    return _dice_per_sample(student_logits, teacher_logits, labels, None, T, gamma).mean()
+    return dice_per_sample(student_logits, teacher_logits, labels, None, T, gamma).mean()
 
 
 def dice3(p: torch.Tensor, q: torch.Tensor, r: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -224,7 +231,7 @@ def dice3(p: torch.Tensor, q: torch.Tensor, r: torch.Tensor, eps: float = 1e-7) 
     says about the incorrect classes cannot reach it. Returns shape ``(batch,)``.
     """
     for x, name in ((p, "p"), (q, "q"), (r, "r")):
-        _check_probabilities(x, name)
+        check_probabilities(x, name)
     if not p.shape == q.shape == r.shape:
         raise ValueError(f"p, q and r must have the same shape, got {tuple(p.shape)}, "
                          f"{tuple(q.shape)} and {tuple(r.shape)}")

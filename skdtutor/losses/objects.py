@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
-from .checks import _check_gamma, _check_multiplier, _is_real, check_temperature
-from .functional import _cross_entropy, _dice_per_sample, _kd_per_sample, _skd_per_sample
+from .checks import check_gamma, check_multiplier, check_temperature, is_real
+from .functional import ce_per_sample, dice_per_sample, kd_per_sample, skd_per_sample
 
 __all__ = ["DistillLoss", "CE", "KD", "SKD", "DiceKD", "make_loss", "METHODS"]
 
@@ -86,7 +86,7 @@ class CE(DistillLoss):
     def per_sample(student_logits, teacher_logits=None, labels=None, label_mask=None):
         if labels is None:
             raise ValueError("the CE loss needs labels; use KD/SKD with labels=None for unlabelled data")
-        return _cross_entropy(student_logits, labels, label_mask).squeeze(-1)
+        return ce_per_sample(student_logits, labels, label_mask)
 
 
 @dataclass(frozen=True)
@@ -100,11 +100,11 @@ class KD(DistillLoss):
 
     def __post_init__(self):
         check_temperature(self.T)
-        _check_gamma(self.gamma)
+        check_gamma(self.gamma)
 
     @staticmethod
     def per_sample(student_logits, teacher_logits, labels=None, label_mask=None, *, T, gamma):
-        return _kd_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma)
+        return kd_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma)
 
 
 @dataclass(frozen=True)
@@ -120,13 +120,13 @@ class SKD(DistillLoss):
 
     def __post_init__(self):
         check_temperature(self.T)
-        _check_gamma(self.gamma)
-        _check_multiplier(self.multiplier)
+        check_gamma(self.gamma)
+        check_multiplier(self.multiplier)
 
     @staticmethod
     def per_sample(student_logits, teacher_logits, labels=None, label_mask=None, *, T, gamma,
                    multiplier, ce_on_raw=False, eps=1e-7):
-        return _skd_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma,
+        return skd_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma,
                                multiplier, ce_on_raw=ce_on_raw, eps=eps)
 
 
@@ -141,12 +141,12 @@ class DiceKD(DistillLoss):
 
     def __post_init__(self):
         check_temperature(self.T)
-        _check_gamma(self.gamma)
+        check_gamma(self.gamma)
 
     @staticmethod
     def per_sample(student_logits, teacher_logits, labels=None, label_mask=None, *, T, gamma,
                    eps=1e-7):
-        return _dice_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma,
+        return dice_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma,
                                 eps=eps)
 
 
@@ -165,4 +165,4 @@ def make_loss(method: str, **hparams) -> DistillLoss:
         raise ValueError(f"the {key!r} loss has no hyperparameter(s) {unknown}; "
                          f"its hyperparameters are {list(cls.hparam_names())}")
     floats = {f.name for f in fields(cls) if f.type in ("float", float)}
-    return cls(**{k: float(v) if k in floats and _is_real(v) else v for k, v in hparams.items()})
+    return cls(**{k: float(v) if k in floats and is_real(v) else v for k, v in hparams.items()})
