@@ -5,7 +5,8 @@ The package behind the skdtutor book. Modules, bottom to top (imports point down
 * :mod:`skdtutor.losses` — ``kd_loss``, ``skd_loss``, ``dice_loss``, ``sphere``, ``soft_dice``,
   ``dice3`` and the loss objects (``DistillLoss``, ``CE``, ``KD``, ``SKD``, ``DiceKD``)
 * :mod:`skdtutor.temperature` — ``dice_temperature_search``
-* :mod:`skdtutor.data`, :mod:`skdtutor.models`, :mod:`skdtutor.metrics`
+* :mod:`skdtutor.bundle` → :mod:`skdtutor.datasets` → :mod:`skdtutor.data` (``load``, ``prepare``),
+  :mod:`skdtutor.models`, :mod:`skdtutor.metrics`, :mod:`skdtutor.progress`
 * :mod:`skdtutor.config` — ``TrainConfig``, ``ModelSpec``, ``Setting``, ``setting_for``
 * :mod:`skdtutor.steps`, :mod:`skdtutor.train` — ``train_teacher``, ``distill``
 * :mod:`skdtutor.stacking`, :mod:`skdtutor.sweep` — ``distill_sweep`` (many students as one model)
@@ -14,8 +15,11 @@ The package behind the skdtutor book. Modules, bottom to top (imports point down
 * :mod:`skdtutor.stats` — ``seed_summary``, ``format_table``, the noise rule
 * :mod:`skdtutor.studies` (the CLI), :mod:`skdtutor.skd_study`, :mod:`skdtutor.semi_study` (chapters)
 * :mod:`skdtutor.regime` — ``regime_map`` (where a teacher helps); :mod:`skdtutor.claims` — the claim table
-* :mod:`skdtutor.style`, :mod:`skdtutor.viz` — the figure style and figures;
-  :mod:`skdtutor.explorer` — the kernel-free temperature slider; :mod:`skdtutor.export` — reader notebooks
+* :mod:`skdtutor.style`, :mod:`skdtutor.viz`, :mod:`skdtutor.figures`, :mod:`skdtutor.teacher_figures`
+  — the figure style and the book's recurring figures; :mod:`skdtutor.explorer` — the kernel-free
+  temperature slider; :mod:`skdtutor.live` — its ipywidgets twin for live kernels;
+  :mod:`skdtutor.export` — reader notebooks with the glued values written into the prose
+* :mod:`skdtutor.cli_spec` (names the CLI shows without importing torch), ``python -m skdtutor``
 
 Submodules and the names below are imported on first use, so ``import skdtutor.losses``
 stays light (no pandas, no matplotlib).
@@ -28,7 +32,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = ("losses", "temperature", "data", "models", "metrics", "config", "steps", "train",
                "stacking", "sweep", "cache", "teachers", "runs", "stats", "studies",
-               "skd_study", "semi_study", "regime", "claims", "style", "viz", "explorer", "export")
+               "skd_study", "semi_study", "regime", "claims", "style", "viz", "figures",
+               "teacher_figures", "explorer", "live", "progress", "bundle", "datasets", "export")
 
 _NAMES = {  # public name -> module that defines it
     **{n: "losses" for n in ("DistillLoss", "CE", "KD", "SKD", "DiceKD", "make_loss", "dice3",
