@@ -7,7 +7,7 @@ device inside an epoch, and metrics are logged once per epoch.
 
 * :func:`train_teacher` — cross-entropy training, with checkpoint and resume.
 * :func:`distill` — one student, any :class:`~skdtutor.losses.DistillLoss`.
-* many students at once: :func:`skdtutor.stacking.distill_sweep`, which uses the
+* many students at once: :func:`skdtutor.sweep.distill_sweep`, which uses the
   building blocks below (teacher resolution, epoch order, run record, evaluation).
 
 How to train comes from a :class:`~skdtutor.config.TrainConfig` (``config=``) or
