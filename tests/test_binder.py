@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_AND_BUILD_TOOLS = {"pytest", "hypothesis", "playwright", "jupyter-book", "sphinx", "pyyaml",
-                        "sphinx-mathjax-offline"}
+                        "sphinx-mathjax-offline", "beautifulsoup4", "nbformat"}
 
 
 def requirements(path: Path) -> dict[str, str]:
