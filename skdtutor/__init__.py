@@ -33,7 +33,8 @@ __version__ = "0.1.0"
 _SUBMODULES = ("losses", "temperature", "data", "models", "metrics", "config", "steps", "train",
                "stacking", "sweep", "cache", "teachers", "runs", "stats", "studies",
                "skd_study", "semi_study", "regime", "claims", "style", "viz", "figures",
-               "teacher_figures", "explorer", "live", "progress", "bundle", "datasets", "export")
+               "teacher_figures", "explorer", "explorer_panel", "live", "progress", "bundle",
+               "datasets", "export", "export_glue", "export_markdown", "cli_spec")
 
 _NAMES = {  # public name -> module that defines it
     **{n: "losses" for n in ("DistillLoss", "CE", "KD", "SKD", "DiceKD", "make_loss", "dice3",
