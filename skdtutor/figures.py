@@ -26,7 +26,8 @@ from .style import COLORS, figsize, method_style
 from .viz import ce_band, errorbar_lines, legend_outside
 
 __all__ = ["AXIS_LABELS", "gain_panel", "regime_gains", "accuracy_vs_T", "sum_zero_plane", "plane_axes", "circle",
-           "probability_heatmap", "dice_search_terms"]
+           "probability_heatmap", "plane_panel", "POINT_STYLES", "trajectory_panels", "length_histograms",
+           "dice_search_terms"]
 
 
 AXIS_LABELS = {"size": "student parameters", "fraction": "share of the training digits"}
