@@ -11,7 +11,7 @@ import math
 import sys
 import time
 
-from .cli_spec import CLI_METHODS, DATASET_NAMES, MAX_EPOCHS, MULTIPLIER_RANGE
+from .cli_spec import CLI_METHODS, DATASET_NAMES, MAX_EPOCHS, MULTIPLIER_RANGE, OFFLINE_DATASET_NAMES
 
 
 def _floats(text: str) -> list[float]:
@@ -98,6 +98,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: ...)`` only where the help does not already say the default and
+    the default is not ``None`` (which means: the dataset's setting, said in the help)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def _offline_words() -> str:
+    """The datasets that need no download, as words ("digits, mnist1d and mnist-5k")."""
+    *rest, last = OFFLINE_DATASET_NAMES
+    return f"{', '.join(rest)} and {last}" if rest else last
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of both commands, from light data only (no torch import)."""
     methods = ", ".join(CLI_METHODS)
@@ -110,9 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train (or reuse from the cache) a teacher, distil one student per "
                     "(method, temperature, seed) and print test accuracy mean ± std per method and T. "
                     "Architectures and epochs default to the dataset's setting (skdtutor.config.SETTINGS).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_Help)
     c.add_argument("--dataset", default="mnist1d", choices=DATASET_NAMES,
-                   help="dataset; digits and mnist1d need no download")
+                   help=f"dataset; {_offline_words()} need no download")
     c.add_argument("--teacher", default=None, help="teacher architecture: mlp, cnn, resnet18/34/50 "
                    "(default: the dataset's setting)")
     c.add_argument("--student", default=None, help="student architecture (default: the dataset's setting)")
@@ -139,10 +156,10 @@ def _results_parser(sub, datasets, methods):
                     "student's sizes: the table of the book's chapter 'Results at a glance' "
                     "(skdtutor.studies.results_table). Architectures and epochs default to each "
                     "dataset's setting (skdtutor.config.SETTINGS).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_Help)
     r.add_argument("--dataset", type=_datasets, default="digits,mnist1d",
                    help="comma-separated datasets among " + ", ".join(datasets)
-                        + " (digits and mnist1d need no download)")
+                        + f" ({_offline_words()} need no download)")
     r.add_argument("--methods", type=_methods, default="ce,kd,skd,dice,kd@dice",
                    help=f"comma-separated methods among {methods}")
     r.add_argument("--temperatures", type=_floats, default="1,4,16",
