@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .explorer_panel import BAR_HEIGHT, BAR_MAX, HIGHLIGHT, panel_html
-from .style import COLORS, COLUMN_PX, checked_temperature, finite_number, positive_number
+from .style import COLORS, COLUMN_PX, checked_index, checked_temperature, finite_number, positive_number
 
 __all__ = ["softmax_explorer", "SoftmaxExplorer", "panel_html"]
 
@@ -122,12 +122,7 @@ class SoftmaxExplorer:
 
         T = self.temperature if temperature is None else checked_temperature(temperature)
         k = self.logits.shape[0]
-        try:
-            row = operator.index(sample)
-        except TypeError:
-            raise ValueError(f"sample must be a row index, got {sample!r}") from None
-        if not 0 <= row < k:
-            raise ValueError(f"sample {sample!r} outside [0, {k}) (the explorer holds {k} row(s))")
+        row = checked_index(sample, k, within=f"the explorer's {k} row(s)")
         z = self.logits[row:row + 1]
         if multiplier is not None:
             z = sphere(z, positive_number(multiplier, "multiplier"))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .explorer import SoftmaxExplorer, panel_html, softmax_explorer
-from .style import COLORS, checked_temperature, positive_number
+from .style import COLORS, checked_index, checked_temperature, positive_number
 
 __all__ = ["live_explorer", "LiveExplorer"]
 
@@ -185,12 +185,7 @@ def live_explorer(data, teacher_logits, student_logits=None, *, runs=None, metho
         students = {checked_temperature(temperature): _test_logits(student_logits, n, "student_logits")}
     if students and next(iter(students.values())).shape[1] != teacher.shape[1]:
         raise ValueError("the student's and the teacher's logits have different numbers of classes")
-    try:
-        sample = operator.index(sample)
-    except TypeError:
-        raise ValueError(f"sample must be a test index, got {sample!r}") from None
-    if not 0 <= sample < n:
-        raise ValueError(f"sample {sample} outside the test split [0, {n})")
+    sample = checked_index(sample, n, within="the test split")
     method = str(method).lower()
     if live is None:
         live = importlib.util.find_spec("ipywidgets") is not None and in_interactive_kernel()

@@ -143,3 +143,15 @@ def positive_number(value, name: str) -> float:
 def checked_temperature(value) -> float:
     """A temperature: a finite number > 0 (T <= 0 would divide by zero or invert softmax)."""
     return positive_number(value, "temperature")
+
+
+def checked_index(value, size: int, what: str = "sample", within: str = "the rows") -> int:
+    """``value`` as an index into ``size`` rows; a clear ``ValueError`` otherwise."""
+    try:
+        index = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{what} must be a row index, got {value!r}") from None
+    if not 0 <= index < size:
+        raise ValueError(f"{what} {value!r} outside {within} [0, {size})")
+    return index
+

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, UNAVAILABLE, Tab, _QuietHandler
+from test_browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, UNAVAILABLE, Tab
+from test_browser import book_server as served_book  # noqa: F401 (a fixture: the built book on 127.0.0.1)
 
 WIDTHS = (1280, 800)
 MIN_SCALE = 0.8   # 8 pt at 100 dpi is 11 px; scaled by 0.8 it is still 9 px
@@ -244,17 +245,6 @@ def page_browser():
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
-
-
-@pytest.fixture(scope="module")
-def served_book(built_book):
-    handler = functools.partial(_QuietHandler, directory=str(built_book))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", Path(built_book)
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -339,3 +339,15 @@ def test_glue_table_glues_every_cell_by_row_and_column(monkeypatch):
     assert all(isinstance(out[k], int) for k in ("ch0_digits_n", "ch0_mnist1d_n"))  # ':d' formats them
     viz.glue_table("ch0_", pd.DataFrame({"w": ["grows"]}, index=["digits"]), words=True)
     assert glued["ch0_digits_w"].data == "grows"
+
+
+def test_checked_index_accepts_integers_in_range_and_names_the_problem():
+    import numpy as np
+
+    from skdtutor.style import checked_index
+
+    assert checked_index(np.int64(2), 3) == 2 and checked_index(0, 1) == 0
+    for bad, message in ((3, "outside the rows"), (-1, "outside the rows"), (1.0, "row index"),
+                         ("0", "row index")):
+        with pytest.raises(ValueError, match=message):
+            checked_index(bad, 3)
