@@ -14,13 +14,19 @@ def digits():
     return data_mod.load("digits")
 
 
-def test_skd_study_trains_every_experiment_once(digits, monkeypatch, tmp_path):
+@pytest.fixture
+def tiny_digits_setting(monkeypatch):
+    """The digits defaults shrunk to width-8 models and one epoch, for the length of a test."""
     s = config.SETTINGS["digits"]
     small = dataclasses.replace(s, teacher=s.teacher.replace(width=8),
                                 teacher_train=s.teacher_train.replace(epochs=1),
                                 student=s.student.replace(width=8),
                                 student_train=s.student_train.replace(epochs=1))
     monkeypatch.setitem(config.SETTINGS, "digits", small)
+    return small
+
+
+def test_skd_study_trains_every_experiment_once(digits, tiny_digits_setting, monkeypatch, tmp_path):
     kw = dict(temperatures=(1, 4), T=4.0, multipliers=(1, 2), teacher_widths=(4,), cache=tmp_path)
     study = skd_study.skd_study(digits, (0, 1), **kw)
     # CE; KD, SKD, Dice at 2 T; SKD m=1 at T=4 (m=2 is already there); ablation at T=4;
@@ -40,13 +46,7 @@ def test_skd_study_trains_every_experiment_once(digits, monkeypatch, tmp_path):
     assert list(again.runs["test_acc"]) == list(study.runs["test_acc"])
 
 
-def test_shared_settings_run_is_skd_study_with_those_settings(digits, monkeypatch, tmp_path):
-    s = config.SETTINGS["digits"]
-    small = dataclasses.replace(s, teacher=s.teacher.replace(width=8),
-                                teacher_train=s.teacher_train.replace(epochs=1),
-                                student=s.student.replace(width=8),
-                                student_train=s.student_train.replace(epochs=1))
-    monkeypatch.setitem(config.SETTINGS, "digits", small)
+def test_shared_settings_run_is_skd_study_with_those_settings(digits, tiny_digits_setting, tmp_path):
     settings = skd_study.SKD_STUDY.replace(seeds=[0, 1], temperatures=[1, 4],
                                                  multipliers=(2,), teacher_widths=(4,))
     assert settings.seeds == (0, 1) and settings.temperatures == (1, 4)   # lists become tuples
@@ -64,13 +64,7 @@ def test_shared_settings_run_is_skd_study_with_those_settings(digits, monkeypatc
     assert set(study.select(method="kd")["teacher"]) == {4, 8}
 
 
-def test_rows_and_values_default_to_the_main_comparison(digits, monkeypatch, tmp_path):
-    s = config.SETTINGS["digits"]
-    small = dataclasses.replace(s, teacher=s.teacher.replace(width=8),
-                                teacher_train=s.teacher_train.replace(epochs=1),
-                                student=s.student.replace(width=8),
-                                student_train=s.student_train.replace(epochs=1))
-    monkeypatch.setitem(config.SETTINGS, "digits", small)
+def test_rows_and_values_default_to_the_main_comparison(digits, tiny_digits_setting, tmp_path):
     study = skd_study.SKD_STUDY.replace(seeds=(0, 1), temperatures=(1, 4), multipliers=(1, 2),
                                               teacher_widths=(4,)).run(digits, cache=tmp_path)
     runs = study.runs
