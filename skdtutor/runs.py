@@ -4,9 +4,10 @@
 the architecture allows it (:func:`skdtutor.sweep.distill_sweep`; students of
 different teachers included: each member reads its own teacher's logits), one
 after another with :func:`skdtutor.train.distill` otherwise; both give the same
-numbers. With ``use_cache`` the rows (and the students' logits) are kept in the
-cache (:mod:`skdtutor.cache`), keyed by the data, the teachers' logits, the plan
-and every training setting::
+numbers. With ``use_cache`` every member's row and logits are one cache entry
+(:mod:`skdtutor.cache`), keyed by the data, its own teacher's logits, its loss,
+seed and every training setting; a plan trains only the members the cache lacks, so
+chapters whose plans overlap share those students::
 
     teachers = {"cnn": logits}
     result = run_students(data, teachers, ModelSpec("mlp", 16, 1),
@@ -59,7 +60,7 @@ class StudentRuns:
 
     rows: pd.DataFrame   # one row per member, in plan order
     logits: list | None  # per row {"val": logits, "test": logits} (keep_logits or a cache hit)
-    models: list | None  # the trained students, in plan order (None when read from the cache)
+    models: list | None  # the trained students, in plan order (None when any came from the cache)
 
 
 def _check(teachers: Mapping, members: Sequence[Member]) -> None:
@@ -74,28 +75,33 @@ def _check(teachers: Mapping, members: Sequence[Member]) -> None:
             raise ValueError(f"teacher key {m.teacher!r} is not among the teachers {list(teachers)!r}")
 
 
-def _cache_key(data, teachers, spec, cfg, members, labelled) -> tuple:
-    digests = tuple((repr(k), cache_mod.tensor_digest(t.train, t.val, t.test)) for k, t in teachers.items())
+def _member_key(data, teachers, spec, cfg, member, labelled) -> tuple:
+    """One member's cache key: what its numbers depend on, and nothing else. The teacher
+    enters by its logits' digest, not by its key in the plan, and the other members not
+    at all (stacked or alone, a member trains to the same numbers), so a member that
+    another chapter's plan already trained is read back instead of trained again."""
+    teacher = None if member.teacher is None else teachers[member.teacher]
     return (data.name, data.seed, len(data.y_train), len(data.y_val), len(data.y_test), spec,
             cfg.epochs, float(cfg.lr), cfg.batch_size, float(cfg.weight_decay),
-            [(repr(m.teacher), m.loss.name, m.loss.hparams(), m.seed) for m in members],
-            cache_mod.tensor_digest(data.x_train, data.y_train.double()), digests,
+            member.loss.name, member.loss.hparams(), member.seed,
+            cache_mod.tensor_digest(data.x_train, data.y_train.double()),
+            None if teacher is None else cache_mod.tensor_digest(teacher.train, teacher.val, teacher.test),
             None if labelled is None else cache_mod.tensor_digest(labelled.double()))
 
 
-def _stored_fits(stored, data, members) -> StudentRuns:
-    """A cached entry as StudentRuns; raises when it does not fit the plan or the data."""
-    rows, logits = cache_mod.frame_from_dict(stored["rows"]), stored["logits"]
-    if len(rows) != len(members) or len(logits) != len(members):
-        raise ValueError(f"{len(rows)} rows and {len(logits)} logits for a plan of {len(members)}")
-    for item in logits:
-        for split in ("val", "test"):
-            n = len(getattr(data, f"y_{split}"))
-            t = item[split]
-            if not isinstance(t, torch.Tensor) or t.shape != (n, data.num_classes):
-                raise ValueError(f"{split} logits of shape {tuple(getattr(t, 'shape', ()))}, "
-                                 f"expected ({n}, {data.num_classes})")
-    return StudentRuns(rows, logits, None)
+def _stored_fits(stored, data) -> dict:
+    """A cached member entry (``{"row": dict, "logits": {"val", "test"}}``), checked
+    against the data; raises when it does not fit."""
+    row, item = stored["row"], stored["logits"]
+    if not isinstance(row, dict) or "test_acc" not in row:
+        raise ValueError("the entry holds no result row")
+    for split in ("val", "test"):
+        n = len(getattr(data, f"y_{split}"))
+        t = item[split]
+        if not isinstance(t, torch.Tensor) or t.shape != (n, data.num_classes):
+            raise ValueError(f"{split} logits of shape {tuple(getattr(t, 'shape', ()))}, "
+                             f"expected ({n}, {data.num_classes})")
+    return stored
 
 
 def _train(data, teachers, spec, cfg, members, labelled, batched, progress):
@@ -141,7 +147,8 @@ def run_students(data, teachers: Mapping | None, student: ModelSpec, members: Se
         are unlabelled and get only the distillation term.
     batched : stack the students (default: when the architecture allows it).
     keep_logits : also return every student's validation and test logits.
-    cache, use_cache : keep (and reuse) the rows and logits in the cache.
+    cache, use_cache : keep (and reuse) each member's row and logits in the cache; only
+        the members it does not hold are trained (together, as one plan).
 
     Returns
     -------
@@ -158,30 +165,38 @@ def run_students(data, teachers: Mapping | None, student: ModelSpec, members: Se
     teachers = {} if teachers is None else {k: resolve_teacher(t, data, cfg.device)[0]
                                             for k, t in dict(teachers).items()}
     _check(teachers, members)
-    path = None
+    paths, stored = [None] * len(members), [None] * len(members)
     if use_cache:
-        path = cache_mod.entry_path("students", _cache_key(data, teachers, student, cfg, members, labelled),
-                                    cache, device=cfg.device)
         cache_mod.check_writable(cache)
-        stored = cache_mod.load(path, validate=lambda s: _stored_fits(s, data, members))
-        if stored is not None:
-            return stored
-    histories = _train(data, teachers, student, cfg, members, labelled, batched, progress)
-    n_params = count_parameters(histories[0].model)
+        paths = [cache_mod.entry_path("student", _member_key(data, teachers, student, cfg, m, labelled),
+                                      cache, device=cfg.device) for m in members]
+        stored = [cache_mod.load(p, validate=lambda s: _stored_fits(s, data)) for p in paths]
+    todo = [i for i, s in enumerate(stored) if s is None]
+    models = None
+    if todo:  # train only the members the cache does not hold, as one plan
+        histories = _train(data, teachers, student, cfg, [members[i] for i in todo], labelled,
+                           batched, progress)
+        n_params = count_parameters(histories[0].model)
+        for i, h in zip(todo, histories):
+            row = h.final
+            row["diverged"] = h.diverged_epoch is not None  # True: no result (NaN metrics)
+            row.update(student=student.name, student_params=n_params)
+            logits = None
+            if keep_logits or use_cache:
+                logits = {"val": predict(h.model, data.x_val, device=cfg.device),
+                          "test": predict(h.model, data.x_test, device=cfg.device)}
+            stored[i] = {"row": row, "logits": logits}
+            if use_cache:
+                cache_mod.save(paths[i], stored[i])
+        if len(todo) == len(members):
+            models = [h.model for h in histories]
     rows = []
-    for m, h in zip(members, histories):
-        row = h.final
-        row["diverged"] = h.diverged_epoch is not None  # True: no result (NaN metrics)
-        row["teacher"] = m.teacher
+    for m, s in zip(members, stored):
+        row = {k: v for k, v in s["row"].items() if k not in ("student", "student_params")}
+        row.update(teacher=m.teacher, student=s["row"]["student"], student_params=s["row"]["student_params"])
         if m.teacher is None and teachers:
             row["test_agreement"] = float("nan")
-        row.update(student=student.name, student_params=n_params)
         rows.append(row)
     rows = pd.DataFrame(rows)
-    logits = None
-    if keep_logits or use_cache:
-        logits = [{"val": predict(h.model, data.x_val, device=cfg.device),
-                   "test": predict(h.model, data.x_test, device=cfg.device)} for h in histories]
-    if use_cache:
-        cache_mod.save(path, {"rows": cache_mod.frame_to_dict(rows), "logits": logits})
-    return StudentRuns(rows, logits if keep_logits else None, [h.model for h in histories])
+    logits = [s["logits"] for s in stored] if keep_logits else None
+    return StudentRuns(rows, logits, models)

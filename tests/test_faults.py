@@ -152,10 +152,12 @@ def test_a_damaged_students_entry_is_recomputed(digits, clean, tmp_path, damage)
                             CFG, cache=folder, use_cache=True).rows
 
     run()
-    (path,) = folder.glob("students-*.pt")
+    entries = sorted(folder.glob("student-*.pt"))
+    assert len(entries) == 4  # one per member
+    path = entries[0]
     if damage == "wrong shape":  # logits of another number of classes, valid checksum
         stored = cache.read(path)
-        stored["logits"] = [{k: v[:, :3] for k, v in item.items()} for item in stored["logits"]]
+        stored["logits"] = {k: v[:, :3] for k, v in stored["logits"].items()}
         cache.save(path, stored)
     else:
         (flip if damage == "flipped" else truncate)(path)
@@ -272,7 +274,7 @@ def test_two_runs_on_one_empty_cache_finish_with_identical_numbers(digits, clean
     assert a == b
     assert a["students"] == clean[1]["test_acc"].tolist()
     entries = sorted(folder.glob("*.pt"))
-    assert [e.name.split("-")[0] for e in entries] == ["students", "teacher"]
+    assert [e.name.split("-")[0] for e in entries] == ["student"] * 4 + ["teacher"]
     for entry in entries:
         cache.read(entry)  # both valid
     assert not list(folder.glob("*.tmp"))

@@ -97,7 +97,35 @@ def test_second_call_is_read_from_the_cache(digits, two_teachers, monkeypatch, t
     monkeypatch.undo()
     other = run_students(digits, two_teachers, SPEC, PLAN[:4], CFG.replace(lr=2e-3), cache=tmp_path,
                          use_cache=True)
-    assert len(list(tmp_path.glob("students-*.pt"))) == 2 and len(other.rows) == 4
+    assert len(list(tmp_path.glob("student-*.pt"))) == 2 * 4 and len(other.rows) == 4
+
+
+def test_an_overlapping_plan_trains_only_the_members_the_cache_lacks(digits, two_teachers,
+                                                                     monkeypatch, tmp_path):
+    """Members are cached one by one: a second plan that shares members with a first one (the
+    same loss, seed and teacher logits, under another teacher key and in another order)
+    reads those back and trains only the new ones, with the numbers of a plan run alone."""
+    first = run_students(digits, two_teachers, SPEC, PLAN[:4], CFG, cache=tmp_path, use_cache=True)
+    trained = []
+    real_sweep = runs.distill_sweep
+
+    def recording_sweep(make, teachers, data, members, **kw):
+        trained.extend((m.loss.name, m.seed) for m in members)
+        return real_sweep(make, teachers, data, members, **kw)
+
+    monkeypatch.setattr(runs, "distill_sweep", recording_sweep)
+    renamed = {"b": two_teachers["b"], "same as a": two_teachers["a"]}
+    second_plan = [Member(KD(T=4.0), 1, "same as a"), Member(SKD(T=2.0), 1, "b"), Member(CE(), 0)]
+    second = run_students(digits, renamed, SPEC, second_plan, CFG, cache=tmp_path, use_cache=True,
+                          keep_logits=True)
+    assert trained == [("skd", 1)]
+    assert second.rows["test_acc"][0] == first.rows["test_acc"][3]
+    assert second.rows["test_acc"][2] == first.rows["test_acc"][0]
+    assert list(second.rows["teacher"][:2]) == ["same as a", "b"] and second.rows["teacher"].isna()[2]
+    alone = run_students(digits, two_teachers, SPEC, [PLAN[6]], CFG)
+    assert second.rows["test_acc"][1] == pytest.approx(alone.rows["test_acc"][0], abs=1e-12)
+    assert second.models is None and all(item["test"].shape == (len(digits.y_test), 10)
+                                         for item in second.logits)
 
 
 def test_bad_plans_are_refused(digits, two_teachers):
