@@ -2,8 +2,10 @@
 
 ``MLP(width, depth)`` and ``CNN(width)`` (1-D convolutions for ``mnist1d``,
 2-D for images) cover every experiment in the book on a CPU; ``resnet`` wraps
-torchvision's ResNets for CIFAR readers with a GPU. ``MLP`` and ``CNN`` use
-neither batch norm nor dropout, so a sweep of them trains as one stacked model
+torchvision's ResNets for CIFAR readers with a GPU, and ``resnet8x4``, ``resnet32x4``,
+``resnet20`` and ``resnet56`` are the CIFAR ResNets of the distillation literature
+(:mod:`skdtutor.resnet_cifar`, used by the ``cifar100-kd`` recipe of :mod:`skdtutor.recipe`).
+``MLP`` and ``CNN`` use neither batch norm nor dropout, so a sweep of them trains as one stacked model
 (:func:`skdtutor.sweep.distill_sweep`) with exactly the arithmetic of a single
 run; the ResNets use batch norm, so their students are trained one after another.
 """
@@ -13,6 +15,8 @@ import math
 
 import torch
 from torch import nn
+
+from .resnet_cifar import CIFAR_RESNETS, cifar_resnet
 
 __all__ = ["MLP", "CNN", "resnet", "build_model", "count_parameters", "MODEL_NAMES"]
 
@@ -82,7 +86,7 @@ def resnet(input_shape, num_classes: int, depth: int = 18):
     return model
 
 
-MODEL_NAMES = ("mlp", "cnn", "resnet18", "resnet34", "resnet50")
+MODEL_NAMES = ("mlp", "cnn", "resnet18", "resnet34", "resnet50", *CIFAR_RESNETS)
 
 
 def build_model(name: str, data, width: int | None = None, depth: int | None = None,
@@ -92,6 +96,10 @@ def build_model(name: str, data, width: int | None = None, depth: int | None = N
     key = name.lower()
     if key not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if depth is not None and key != "mlp":
+        raise ValueError(f"depth applies to 'mlp' only; pass depth=None for {name!r}")
+    if width is not None and key in CIFAR_RESNETS:
+        raise ValueError(f"{name} has fixed widths; pass width=None (width applies to 'mlp' and 'cnn')")
     if seed is not None:
         torch.manual_seed(seed)
     if key == "mlp":
@@ -101,6 +109,8 @@ def build_model(name: str, data, width: int | None = None, depth: int | None = N
         return CNN(data.input_shape, data.num_classes, width=32 if width is None else width)
     if len(data.input_shape) != 3:
         raise ValueError(f"{name} needs image inputs (C, H, W), got {data.input_shape}; use 'mlp' or 'cnn'")
+    if key in CIFAR_RESNETS:
+        return cifar_resnet(key, data.input_shape, data.num_classes)
     return resnet(data.input_shape, data.num_classes, depth=int(key[6:]))
 
 
