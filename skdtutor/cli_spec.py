@@ -8,7 +8,7 @@ in a fraction of a second; the modules that define them (:mod:`skdtutor.losses`,
 from __future__ import annotations
 
 __all__ = ["METHOD_NAMES", "KD_AT_DICE", "CLI_METHODS", "DATASET_NAMES", "OFFLINE_DATASET_NAMES",
-           "MAX_EPOCHS", "MULTIPLIER_RANGE"]
+           "MAX_EPOCHS", "MULTIPLIER_RANGE", "RECIPE_NAMES", "AMP_MODES"]
 
 METHOD_NAMES = ("ce", "kd", "skd", "dice")      # == tuple(skdtutor.losses.METHODS)
 KD_AT_DICE = "kd@dice"                          # == skdtutor.studies.KD_AT_DICE
@@ -18,3 +18,5 @@ DATASET_NAMES = (*OFFLINE_DATASET_NAMES,                 # == skdtutor.data.DATA
                  "mnist", "fashion-mnist", "cifar10", "cifar100")
 MAX_EPOCHS = 10_000                             # == skdtutor.config.MAX_EPOCHS
 MULTIPLIER_RANGE = (1e-2, 1e3)                  # == skdtutor.losses.MULTIPLIER_RANGE
+RECIPE_NAMES = ("cifar100-kd",)                 # == tuple(skdtutor.recipe.RECIPES)
+AMP_MODES = ("auto", "bf16", "fp16", "off")     # == skdtutor.recipe_steps.AMP_MODES

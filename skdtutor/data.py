@@ -104,12 +104,35 @@ def load(name: str = "digits", root=None, download: bool = True, seed: int = 0,
 
 
 def flip_crop(x: torch.Tensor, generator: torch.Generator | None = None, padding: int = 4) -> torch.Tensor:
-    """Standard CIFAR augmentation on a batch ``(n, C, H, W)``: random horizontal flip and
-    random crop after zero-padding by ``padding`` pixels."""
-    n, _, h, w = x.shape
-    flip = torch.rand(n, generator=generator, device="cpu") < 0.5
-    x = torch.where(flip.to(x.device).view(n, 1, 1, 1), x.flip(-1), x)
+    r"""Standard CIFAR augmentation on a batch ``(n, C, H, W)``, done on ``x``'s device.
+
+    Image :math:`i` is mirrored left-right with probability 1/2 (:math:`f_i \in \{0, 1\}`),
+    zero-padded by :math:`p` = ``padding`` pixels on every side and cropped back to
+    :math:`H \times W` at a uniform offset :math:`(dy_i, dx_i) \in \{0, \dots, 2p\}^2`:
+
+    .. math::
+        \mathrm{out}[i, c, r, s] = \mathrm{pad}_p(x_i)[c,\ r + dy_i,\ \sigma_i(s + dx_i)],
+        \qquad \sigma_i(k) = \begin{cases} W + 2p - 1 - k & f_i = 1 \\ k & f_i = 0 \end{cases}
+
+    (padding is symmetric, so flipping before or after the padding is the same). The random
+    numbers are drawn from ``generator`` on its own device (``x``'s device when None) in
+    this order: ``n`` uniforms for the flips (:math:`f_i = u_i < 1/2`), then ``n`` offsets
+    :math:`dx`, then ``n`` offsets :math:`dy`. The crop is two ``gather`` calls: no Python
+    loop over the batch and no host sync, so a CUDA batch never leaves the GPU.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"flip_crop takes a batch (n, C, H, W), got shape {tuple(x.shape)}")
+    if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or padding < 0:
+        raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
+    n, c, h, w = x.shape
+    draw_on = x.device if generator is None else generator.device
+    flip = torch.rand(n, generator=generator, device=draw_on) < 0.5
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=draw_on)
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=draw_on)
+    flip, dx, dy = (t.to(x.device, non_blocking=True) for t in (flip, dx, dy))
     padded = torch.nn.functional.pad(x, (padding,) * 4)
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device="cpu").tolist()
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device="cpu").tolist()
-    return torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+    cols = dx[:, None] + torch.arange(w, device=x.device)                  # (n, W) in padded columns
+    cols = torch.where(flip[:, None], w + 2 * padding - 1 - cols, cols)
+    rows = dy[:, None] + torch.arange(h, device=x.device)                  # (n, H)
+    kept_rows = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * padding))
+    return kept_rows.gather(3, cols[:, None, None, :].expand(n, c, h, w))
