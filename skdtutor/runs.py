@@ -29,7 +29,8 @@ from .losses import DistillLoss
 from .models import count_parameters
 from .progress import one_bar
 from .steps import DivergedError, History, nan_metrics, predict, resolve_teacher
-from .sweep import SweepMember, distill_sweep, stackable
+from .parallel import stacked_sweep
+from .sweep import SweepMember, stackable
 from .train import distill
 
 __all__ = ["Member", "plan", "StudentRuns", "run_students"]
@@ -110,8 +111,8 @@ def _train(data, teachers, spec, cfg, members, labelled, batched, progress):
     if batched if batched is not None else stackable(lambda: spec.build(data)):
         sweep = [SweepMember(m.loss, m.seed, 0 if m.teacher is None else keys.index(m.teacher))
                  for m in members]
-        return distill_sweep(lambda: spec.build(data), [teachers[k] for k in keys] or None, data,
-                             sweep, config=cfg, progress=progress, labelled=labelled)
+        return stacked_sweep(spec, [teachers[k] for k in keys] or None, data, sweep, cfg,
+                             progress=progress, labelled=labelled)  # on every free CPU core
     histories = []
     for m in members:
         model = spec.build(data, seed=m.seed)

@@ -88,7 +88,7 @@ def test_a_label_mask_reaches_every_member_of_every_teacher(digits, two_teachers
 
 def test_second_call_is_read_from_the_cache(digits, two_teachers, monkeypatch, tmp_path):
     first = run_students(digits, two_teachers, SPEC, PLAN[:4], CFG, cache=tmp_path, use_cache=True)
-    monkeypatch.setattr(runs, "distill_sweep", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(runs, "stacked_sweep", lambda *a, **k: pytest.fail("retrained"))
     again = run_students(digits, two_teachers, SPEC, PLAN[:4], CFG, cache=tmp_path, use_cache=True,
                          keep_logits=True)
     assert list(again.rows["test_acc"]) == list(first.rows["test_acc"])
@@ -107,13 +107,13 @@ def test_an_overlapping_plan_trains_only_the_members_the_cache_lacks(digits, two
     reads those back and trains only the new ones, with the numbers of a plan run alone."""
     first = run_students(digits, two_teachers, SPEC, PLAN[:4], CFG, cache=tmp_path, use_cache=True)
     trained = []
-    real_sweep = runs.distill_sweep
+    real_sweep = runs.stacked_sweep
 
-    def recording_sweep(make, teachers, data, members, **kw):
+    def recording_sweep(spec, teachers, data, members, cfg, **kw):
         trained.extend((m.loss.name, m.seed) for m in members)
-        return real_sweep(make, teachers, data, members, **kw)
+        return real_sweep(spec, teachers, data, members, cfg, **kw)
 
-    monkeypatch.setattr(runs, "distill_sweep", recording_sweep)
+    monkeypatch.setattr(runs, "stacked_sweep", recording_sweep)
     renamed = {"b": two_teachers["b"], "same as a": two_teachers["a"]}
     second_plan = [Member(KD(T=4.0), 1, "same as a"), Member(SKD(T=2.0), 1, "b"), Member(CE(), 0)]
     second = run_students(digits, renamed, SPEC, second_plan, CFG, cache=tmp_path, use_cache=True,

@@ -41,7 +41,7 @@ def test_skd_study_trains_every_experiment_once(digits, tiny_digits_setting, mon
     assert len(study.logits) == len(study.runs)
     assert study.settings["epochs"] == 1
     # chapter 4 calls it again with the same arguments: nothing is trained
-    monkeypatch.setattr(runs, "distill_sweep", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(runs, "stacked_sweep", lambda *a, **k: pytest.fail("retrained"))
     again = skd_study.skd_study(digits, (0, 1), **kw)
     assert list(again.runs["test_acc"]) == list(study.runs["test_acc"])
 

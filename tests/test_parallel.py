@@ -1,0 +1,86 @@
+"""Tests of skdtutor.parallel: a stacked sweep split over worker processes."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from skdtutor import data as data_mod
+from skdtutor import parallel
+from skdtutor.config import ModelSpec, TrainConfig
+from skdtutor.losses import CE, KD, SKD
+from skdtutor.sweep import SweepMember, distill_sweep
+from skdtutor.train import TeacherLogits
+
+SPEC = ModelSpec("mlp", width=8, depth=1)
+CFG = TrainConfig(epochs=2, lr=3e-3, batch_size=256, device="cpu", threads=1)
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data_mod.load("digits")
+
+
+@pytest.fixture(scope="module")
+def teacher(digits):
+    g = torch.Generator().manual_seed(0)
+    return TeacherLogits(*(torch.randn(len(getattr(digits, f"y_{s}")), 10, generator=g) * 4.0
+                           for s in ("train", "val", "test")))
+
+
+MEMBERS = [SweepMember(loss, seed) for loss in (CE(), KD(T=4.0), SKD(T=2.0)) for seed in (0, 1, 2)]
+
+
+def test_two_processes_give_the_numbers_of_one_stack(digits, teacher, monkeypatch):
+    """9 members split 4 here + 5 in a worker: every member's history and weights equal
+    those of one stacked sweep in this process, to float32 rounding."""
+    monkeypatch.delenv("SKDTUTOR_WORKERS", raising=False)
+    one = distill_sweep(lambda: SPEC.build(digits), teacher, digits, MEMBERS, config=CFG, progress=False)
+    split = parallel.stacked_sweep(SPEC, teacher, digits, MEMBERS, CFG, progress=False, workers=2)
+    try:
+        assert len(split) == len(MEMBERS)
+        for a, b in zip(one, split):
+            assert b.final["train_loss"] == pytest.approx(a.final["train_loss"], rel=1e-5)
+            assert b.final["test_acc"] == pytest.approx(a.final["test_acc"], abs=1e-9)
+            for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()):
+                torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
+    finally:
+        parallel.shutdown()
+
+
+def test_how_many_processes(monkeypatch):
+    monkeypatch.delenv("SKDTUTOR_WORKERS", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert parallel.sweep_workers(40, torch.device("cuda"), "auto") == 1       # a GPU: one process
+    assert parallel.sweep_workers(40, CPU, 3) == 3
+    assert parallel.sweep_workers(11, CPU, 3) == 11 // parallel.MIN_GROUP     # no group below MIN_GROUP
+    assert parallel.sweep_workers(parallel.MIN_GROUP * 2 - 1, CPU, 8) == 1
+    cores = parallel.available_cores()
+    auto = parallel.sweep_workers(1000, CPU, "auto", threads=1)
+    assert auto == max(1, min(parallel.MAX_AUTO_WORKERS, cores))
+    assert parallel.sweep_workers(1000, CPU, "auto", threads=cores) == 1        # threads fill the cores
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert parallel.sweep_workers(1000, CPU, "auto", threads=1) == 1            # torchrun
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.setenv("SKDTUTOR_WORKERS", "1")
+    assert parallel.sweep_workers(1000, CPU, "auto", threads=1) == 1
+    monkeypatch.setenv("SKDTUTOR_WORKERS", "two")
+    with pytest.raises(ValueError, match="SKDTUTOR_WORKERS"):
+        parallel.sweep_workers(1000, CPU, "auto")
+    monkeypatch.delenv("SKDTUTOR_WORKERS")
+    with pytest.raises(ValueError, match="at least 1"):
+        parallel.sweep_workers(1000, CPU, 0)
+
+
+def test_available_cores_is_within_the_machine():
+    cores = parallel.available_cores()
+    assert 1 <= cores <= (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("n, k", [(9, 2), (10, 3), (4, 4), (21, 2)])
+def test_groups_cover_every_member_once_in_order(n, k):
+    groups = parallel._groups(n, k)
+    assert len(groups) == k and [i for g in groups for i in g] == list(range(n))
+    assert max(map(len, groups)) - min(map(len, groups)) <= 1
