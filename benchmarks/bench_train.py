@@ -32,6 +32,14 @@ D  15 students (5 temperatures x 3 seeds): sequential ``distill`` calls versus
    students). Steps/s counts member-steps (students x optimizer steps).
 
 Targets (issue 7, on a 2-core CPU): A/B >= 1.5, B/C <= 1.15, D seq/batched >= 5.
+
+Then, per dataset, the stacked sweep against the hardware (issue 15; see
+``benchmarks/bench_sweep.py`` for the definitions and the FLOP formula), one line::
+
+    stacked sweep: <x>x sequential (tiny student), <p>% of float32 matmul peak (default student)
+
+and (unless ``--no-breakdown``) where a stacked sweep's time goes.
+``--stacked-only`` runs just that part. Targets (issue 15): x >= 10, p >= 60.
 """
 from __future__ import annotations
 
@@ -52,6 +60,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from skdtutor import data as data_mod  # noqa: E402
 from skdtutor import config, losses, sweep, train  # noqa: E402
+
+import bench_sweep  # noqa: E402 - benchmarks/bench_sweep.py, next to this file
 
 TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)
 SEEDS = (0, 1, 2)
@@ -328,6 +338,10 @@ def main(argv=None):
                    help="torch.set_num_threads for the whole run; 0 keeps torch's default "
                         "(default: %(default)s, what the book's chapters use)")
     p.add_argument("--profile", action="store_true", help="also print a torch.profiler breakdown")
+    p.add_argument("--stacked-only", action="store_true",
+                   help="only the stacked-sweep line (issue 15) and its breakdown, not A-D")
+    p.add_argument("--no-breakdown", action="store_true",
+                   help="skip where the stacked sweep's time goes (torch.profiler)")
     p.add_argument("--json", help="write the raw timings to this file")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 reps, 2 epochs, digits only")
     a = p.parse_args(argv)
@@ -338,17 +352,27 @@ def main(argv=None):
     if a.threads:
         torch.set_num_threads(a.threads)
     info = machine_info(a.threads)
+    names = [name.strip() for name in a.datasets.split(",") if name.strip()]
     load_start = load_average()
-    runs = [bench_dataset(name.strip(), a.reps, a.epochs, a.sweep_epochs, a.teacher_epochs)
-            for name in a.datasets.split(",") if name.strip()]
+    runs = [] if a.stacked_only else [bench_dataset(name, a.reps, a.epochs, a.sweep_epochs,
+                                                    a.teacher_epochs) for name in names]
+    stacked = [bench_sweep.measure(name, a.reps) for name in names]
     load_end = load_average()
     print_report(info, runs, load_start, load_end)
-    if a.profile:
-        for name in a.datasets.split(","):
-            profile_report(name.strip(), a.epochs, a.sweep_epochs)
+    print(f"\nstacked sweeps against the hardware (issue 15; targets: >= 10x, >= 60%), "
+          f"median of {a.reps} repetitions:")
+    for r in stacked:
+        bench_sweep.print_measurement(r)
+        if not a.no_breakdown:
+            bench_sweep.breakdown(r["dataset"], "default")
+            bench_sweep.breakdown(r["dataset"], "tiny")
+    if a.profile and not a.stacked_only:
+        for name in names:
+            profile_report(name, a.epochs, a.sweep_epochs)
     if a.json:
         Path(a.json).write_text(json.dumps({"machine": info, "load_start": load_start,
-                                            "load_end": load_end, "runs": runs}, indent=1))
+                                            "load_end": load_end, "runs": runs,
+                                            "stacked": stacked}, indent=1))
     return 0
 
 
