@@ -12,18 +12,20 @@ How many processes: ``workers="auto"`` (the default) uses the CPU cores this pro
 run on (its affinity and, in a container, its cgroup CPU quota) divided by torch's thread
 count, at most :data:`MAX_AUTO_WORKERS`, and never groups of fewer than :data:`MIN_GROUP`
 members; on a GPU, or under torchrun, one. ``SKDTUTOR_WORKERS=N`` sets it (1 turns it off).
-The workers are started once (``spawn``, so they are safe in a notebook kernel) and kept
-for later sweeps; data and results travel between processes as ``torch.save`` bytes (no
-shared memory, which containers often limit).
+The workers are plain subprocesses, started once and kept for later sweeps (safe in a
+notebook kernel and in a script without a ``__main__`` guard); data and results travel
+through their pipes as ``torch.save`` bytes (no shared memory, which containers often limit).
 """
 from __future__ import annotations
 
 import atexit
-import concurrent.futures as cf
 import io
 import math
-import multiprocessing
 import os
+import struct
+import subprocess
+import sys
+import traceback
 
 import torch
 
@@ -32,8 +34,6 @@ __all__ = ["available_cores", "sweep_workers", "stacked_sweep", "MAX_AUTO_WORKER
 MAX_AUTO_WORKERS = 2  # "auto" never starts more: each process holds its own torch (~300 MB)
 MIN_GROUP = 4         # members per process below which a split costs more than it gains
 
-_pool: cf.ProcessPoolExecutor | None = None
-_pool_size = 0
 
 
 def available_cores() -> int:
@@ -89,37 +89,82 @@ def _from_bytes(blob: bytes):
     return torch.load(io.BytesIO(blob), weights_only=False)
 
 
-def _init_worker() -> None:
+class _Worker:
+    """One worker process, ``python -c ... _serve()``: jobs in on its stdin, results out on
+    its stdout, each as a length-prefixed ``torch.save`` blob. A plain subprocess rather than
+    :mod:`multiprocessing`, whose ``spawn`` re-imports the caller's ``__main__`` (a script
+    without an ``if __name__ == "__main__"`` guard would start its own sweep again)."""
+
+    def __init__(self):
+        boot = f"import sys; sys.path[:0] = {sys.path!r}; from skdtutor.parallel import _serve; _serve()"
+        self.proc = subprocess.Popen([sys.executable, "-c", boot], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env={**os.environ, "SKDTUTOR_NO_PROGRESS": "1"})
+
+    def send(self, blob: bytes) -> None:
+        self.proc.stdin.write(struct.pack("<Q", len(blob)) + blob)
+        self.proc.stdin.flush()
+
+    def receive(self):
+        head = self.proc.stdout.read(8)
+        if len(head) < 8:
+            raise RuntimeError(f"a sweep worker process stopped (exit status {self.proc.poll()}); "
+                               "run with SKDTUTOR_WORKERS=1 to train in this process only")
+        status, payload = _from_bytes(self.proc.stdout.read(struct.unpack("<Q", head)[0]))
+        if status == "error":
+            raise RuntimeError(f"a sweep worker process failed:\n{payload}")
+        return payload
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.alive():
+            self.proc.stdin.close()  # end of input: the worker's loop returns
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def _serve() -> None:
+    """The worker's loop: train each job's group (:func:`_train_group`) until stdin closes."""
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print() goes to stderr, never into the results
     torch.set_num_threads(1)
-    os.environ["SKDTUTOR_NO_PROGRESS"] = "1"  # a worker has no one to show a bar to
+    source = sys.stdin.buffer
+    while len(head := source.read(8)) == 8:
+        blob = source.read(struct.unpack("<Q", head)[0])
+        try:
+            reply = ("ok", _train_group(*_from_bytes(blob)))
+        except BaseException:  # the parent raises it with this traceback
+            reply = ("error", traceback.format_exc())
+        data = _to_bytes(reply)
+        out.write(struct.pack("<Q", len(data)) + data)
+        out.flush()
 
 
-def _train_group(blob: bytes) -> bytes:
-    """Worker side: one group's :func:`~skdtutor.sweep.distill_sweep`, as bytes."""
+def _train_group(spec, teachers, data, members, cfg, labelled):
+    """Worker side: one group's :func:`~skdtutor.sweep.distill_sweep`."""
     from .sweep import distill_sweep
 
-    spec, teachers, data, members, cfg, labelled = _from_bytes(blob)
-    histories = distill_sweep(lambda: spec.build(data), teachers, data, members, config=cfg,
-                              progress=False, labelled=labelled)
-    return _to_bytes(histories)
+    return distill_sweep(lambda: spec.build(data), teachers, data, members, config=cfg,
+                         progress=False, labelled=labelled)
 
 
-def _get_pool(size: int) -> cf.ProcessPoolExecutor:
-    global _pool, _pool_size
-    if _pool is None or _pool_size < size:
-        shutdown()
-        _pool = cf.ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_init_worker)
-        _pool_size = size
-    return _pool
+_workers: list[_Worker] = []
+
+
+def _get_workers(n: int) -> list[_Worker]:
+    _workers[:] = [w for w in _workers if w.alive()]
+    while len(_workers) < n:
+        _workers.append(_Worker())
+    return _workers[:n]
 
 
 def shutdown() -> None:
     """Stop the worker processes (they are started again when a sweep needs them)."""
-    global _pool, _pool_size
-    if _pool is not None:
-        _pool.shutdown(wait=True, cancel_futures=True)
-    _pool, _pool_size = None, 0
+    while _workers:
+        _workers.pop().close()
 
 
 atexit.register(shutdown)
@@ -144,15 +189,14 @@ def stacked_sweep(spec, teachers, data, members, cfg, *, progress="auto", labell
         return distill_sweep(lambda: spec.build(data), teachers, data, members, config=cfg,
                              progress=progress, labelled=labelled)
     groups = _groups(len(members), k)
-    pool = _get_pool(k - 1)
-    futures = [pool.submit(_train_group, _to_bytes((spec, teachers, data, [members[i] for i in g],
-                                                     cfg, labelled))) for g in groups[1:]]
-    try:
+    workers = _get_workers(k - 1)
+    for worker, g in zip(workers, groups[1:]):  # the workers start on their groups ...
+        worker.send(_to_bytes((spec, teachers, data, [members[i] for i in g], cfg, labelled)))
+    try:  # ... while this process trains the first one
         first = distill_sweep(lambda: spec.build(data), teachers, data, [members[i] for i in groups[0]],
                               config=cfg, progress=progress, labelled=labelled)
-        rest = [_from_bytes(f.result()) for f in futures]
+        rest = [w.receive() for w in workers]
     except BaseException:
-        for f in futures:
-            f.cancel()
+        shutdown()  # a worker may still be busy with a job nobody will read
         raise
     return [h for part in (first, *rest) for h in part]
