@@ -84,3 +84,37 @@ def test_groups_cover_every_member_once_in_order(n, k):
     groups = parallel._groups(n, k)
     assert len(groups) == k and [i for g in groups for i in g] == list(range(n))
     assert max(map(len, groups)) - min(map(len, groups)) <= 1
+
+
+def test_a_script_without_a_main_guard_can_split_a_sweep(tmp_path):
+    """The workers never re-import the caller's __main__ (multiprocessing's spawn would)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import torch\n"
+        "from skdtutor import data, parallel\n"
+        "from skdtutor.config import ModelSpec, TrainConfig\n"
+        "from skdtutor.losses import CE\n"
+        "from skdtutor.sweep import SweepMember\n"
+        "d = data.load('digits')\n"
+        "cfg = TrainConfig(epochs=1, lr=3e-3, batch_size=256, device='cpu', threads=1)\n"
+        "hs = parallel.stacked_sweep(ModelSpec('mlp', 4, 1), None, d, [SweepMember(CE(), s) for s in range(8)],\n"
+        "                            cfg, progress=False, workers=2)\n"
+        "print('members', len(hs))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["members", "8"]
+
+
+def test_a_failing_worker_raises_its_traceback_here(digits):
+    worker = parallel._get_workers(1)[0]
+    try:
+        worker.send(parallel._to_bytes((SPEC, None, digits, [SweepMember(KD(T=4.0), 0)], CFG, None)))
+        with pytest.raises(RuntimeError, match="sweep worker process failed"):
+            worker.receive()  # KD without a teacher fails in the worker
+        assert worker.alive()  # and the worker serves the next job
+    finally:
+        parallel.shutdown()
