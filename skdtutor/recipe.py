@@ -29,7 +29,7 @@ from . import cache as cache_mod
 from .config import MAX_EPOCHS, ModelSpec, check_device
 from .losses import METHODS, make_loss
 from .models import count_parameters
-from .recipe_steps import AMP_MODES, fit
+from .recipe_steps import AMP_MODES, autocast_dtype, fit
 from .steps import resolve_device
 
 __all__ = ["RecipeConfig", "RECIPES", "LITERATURE", "recipe", "run_recipe"]
@@ -69,7 +69,8 @@ class RecipeConfig:
     padding: int = 4                                            # zero padding of the random crop
     seed: int = 0                                               # weights, batch order and augmentation
     device: str = "auto"                                        # "auto" (CUDA when there), "cpu", "cuda"
-    amp: str = "auto"                                           # CUDA only: "auto" (bf16, else fp16), "bf16", "fp16", "off"
+    amp: str = "auto"                                           # CUDA only: "auto" (bf16, else fp16), "bf16",
+                                                                # "fp16" (with a gradient scaler) or "off"
     channels_last: bool = True                                  # CUDA only: channels-last tensors
     eval_every: int = 1                                         # test accuracy every k epochs (and the last)
     eval_batch_size: int = 1000                                 # images per evaluation batch
@@ -78,19 +79,23 @@ class RecipeConfig:
         _check(_count(self.epochs, 1) and self.epochs <= MAX_EPOCHS,
                f"epochs must be an integer in 1..{MAX_EPOCHS}, got {self.epochs!r}; pass epochs=1 or more")
         for name in ("batch_size", "eval_every", "eval_batch_size"):
-            _check(_count(getattr(self, name), 1), f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            _check(_count(value, 1), f"{name} must be an integer >= 1, got {value!r}")
         _check(_count(self.padding, 0), f"padding must be an integer >= 0, got {self.padding!r}")
         _check(_count(self.seed, 0), f"seed must be an integer >= 0, got {self.seed!r}")
         _check(_real(self.lr) and self.lr > 0, f"lr must be a finite number > 0, got {self.lr!r}")
-        _check(_real(self.lr_decay) and 0 < self.lr_decay <= 1, f"lr_decay must lie in (0, 1], got {self.lr_decay!r}")
-        _check(_real(self.momentum) and 0 <= self.momentum < 1, f"momentum must lie in [0, 1), got {self.momentum!r}")
+        _check(_real(self.lr_decay) and 0 < self.lr_decay <= 1,
+               f"lr_decay must lie in (0, 1], got {self.lr_decay!r}")
+        _check(_real(self.momentum) and 0 <= self.momentum < 1,
+               f"momentum must lie in [0, 1), got {self.momentum!r}")
         _check(_real(self.weight_decay) and self.weight_decay >= 0,
                f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
         fr = tuple(self.milestone_fractions)
         _check(all(_real(f) and 0 < f < 1 for f in fr) and list(fr) == sorted(fr),
                f"milestone_fractions must be increasing numbers in (0, 1), got {fr!r}")
         _check(self.amp in AMP_MODES, f"unknown amp mode {self.amp!r}; choose one of {', '.join(AMP_MODES)}")
-        _check(isinstance(self.channels_last, bool), f"channels_last must be True or False, got {self.channels_last!r}")
+        _check(isinstance(self.channels_last, bool),
+               f"channels_last must be True or False, got {self.channels_last!r}")
         for role in ("teacher", "student"):
             _check(isinstance(getattr(self, role), ModelSpec),
                    f"{role} must be a ModelSpec (e.g. ModelSpec('resnet8x4')), got {getattr(self, role)!r}")
@@ -135,32 +140,37 @@ def recipe(name: str, **overrides) -> RecipeConfig:
     return RECIPES[name].replace(**changes) if changes else RECIPES[name]
 
 
-def _teacher_key(name: str, cfg: RecipeConfig, data, y_train) -> tuple:
-    """Every setting that changes the teacher's weights."""
+RESULT_KEYS = ("test_acc", "best_test_acc", "images_per_s", "train_s")  # what a row reports of a run
+
+
+def _teacher_key(name: str, cfg: RecipeConfig, data, y_train, device) -> tuple:
+    """Every setting that changes the teacher or its reported accuracies, and the autocast
+    dtype that "auto" resolves to on this device (bf16 and fp16 GPUs differ)."""
     settings = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-                if f.name not in ("student", "methods", "device", "eval_every", "eval_batch_size")}
+                if f.name not in ("student", "methods", "device", "eval_batch_size")}
     return (name, data.name, data.seed, len(y_train), cache_mod.tensor_digest(y_train.double()),
-            tuple(sorted((k, repr(v)) for k, v in settings.items())))
+            tuple(sorted((k, repr(v)) for k, v in settings.items())), str(autocast_dtype(cfg.amp, device)))
 
 
 def _train_teacher(name, cfg, data, train, test, device, cache, use_cache, log):
     model = cfg.teacher.build(data, seed=cfg.seed)
-    path = cache_mod.entry_path("recipe-teacher", _teacher_key(name, cfg, data, train[1]), cache,
-                                device=device)
+    path = cache_mod.entry_path("recipe-teacher", _teacher_key(name, cfg, data, train[1], device),
+                                cache, device=device)
 
     def fits(stored):  # a state dict that does not fit raises: the entry is recomputed
         model.load_state_dict(stored["model"])
 
     stored = cache_mod.load(path, validate=fits) if use_cache else None
     if stored is not None:
-        result = {k: stored[k] for k in ("test_acc", "best_test_acc", "images_per_s", "train_s")}
+        result = {k: stored[k] for k in RESULT_KEYS}
         if log is not None:
             log(f"teacher {cfg.teacher.name}: loaded from the cache ({path})")
         return model.to(device), result
-    result = fit(model, train, test, make_loss("ce"), cfg, device, log=log, desc=f"teacher {cfg.teacher.name}")
+    result = fit(model, train, test, make_loss("ce"), cfg, device, log=log,
+                 desc=f"teacher {cfg.teacher.name}")
     if use_cache:
         cache_mod.save(path, {"model": {k: v.cpu() for k, v in model.state_dict().items()},
-                              **{k: result[k] for k in ("test_acc", "best_test_acc", "images_per_s", "train_s")}})
+                              **{k: result[k] for k in RESULT_KEYS}})
     return model, result
 
 
@@ -188,23 +198,23 @@ def run_recipe(name: str = "cifar100-kd", data=None, *, root=None, cache=None, u
         from .data import load
 
         data = load(cfg.dataset, root=root)
-    _check(len(data.input_shape) == 3, f"recipe {name!r} needs image data (C, H, W), got {data.input_shape}")
+    _check(len(data.input_shape) == 3,
+           f"recipe {name!r} needs image data (C, H, W), got input_shape={data.input_shape}")
     train = (torch.cat([data.x_train, data.x_val]), torch.cat([data.y_train, data.y_val]))
     test = (data.x_test, data.y_test)
     rows, teacher = [], None
 
-    def row(role, spec, method, result):
-        model = teacher if role == "teacher" else student
+    def row(role, spec, method, model, result):
         return {"role": role, "model": spec.name, "method": method, "params": count_parameters(model),
-                "epochs": cfg.epochs, **{k: result[k] for k in ("test_acc", "best_test_acc",
-                                                                 "images_per_s", "train_s")}}
+                "epochs": cfg.epochs, **{k: result[k] for k in RESULT_KEYS}}
 
     if any(loss.needs_teacher for loss in losses.values()):
         teacher, result = _train_teacher(name, cfg, data, train, test, device, cache, use_cache, log)
-        rows.append(row("teacher", cfg.teacher, "ce", result))
+        rows.append(row("teacher", cfg.teacher, "ce", teacher, result))
     for method, loss in losses.items():
         student = cfg.student.build(data, seed=cfg.seed)
-        result = fit(student, train, test, loss, cfg, device, teacher=teacher if loss.needs_teacher else None,
-                     log=log, desc=f"student {cfg.student.name} {method}")
-        rows.append(row("student", cfg.student, method, result))
+        result = fit(student, train, test, loss, cfg, device, log=log,
+                     teacher=teacher if loss.needs_teacher else None,
+                     desc=f"student {cfg.student.name} {method}")
+        rows.append(row("student", cfg.student, method, student, result))
     return pd.DataFrame(rows)

@@ -249,3 +249,23 @@ def test_flip_crop_on_cuda_equals_the_cpu_reference_for_the_same_draws():
     got = data.flip_crop(x.cuda(), torch.Generator().manual_seed(3), padding=4)  # CPU draws, GPU crop
     assert got.device.type == "cuda"
     np.testing.assert_array_equal(got.cpu().numpy(), want)
+
+
+def test_a_changed_setting_trains_a_new_teacher(tmp_path):
+    shape, lines = fake_bundle(), []
+    run_recipe(data=shape, cache=tmp_path, log=lines.append, methods=("kd",), **TINY)
+    run_recipe(data=shape, cache=tmp_path, log=lines.append, methods=("kd",), **dict(TINY, lr=0.01))
+    assert not any("loaded from the cache" in line for line in lines)
+
+
+def test_the_cli_prints_the_table_and_the_published_numbers(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "load", lambda name, root=None: fake_bundle())
+    csv = tmp_path / "recipe.csv"
+    code = main(["recipe", "cifar100-kd", "--epochs", "1", "--methods", "ce", "--device", "cpu",
+                 "--batch-size", "16", "--no-cache", "--csv", str(csv)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "resnet8x4" in out and "79.42" in out and "73.33" in out and "76.62" in out
+    import pandas as pd
+
+    assert list(pd.read_csv(csv)["method"]) == ["ce"]
