@@ -269,3 +269,26 @@ def test_the_cli_prints_the_table_and_the_published_numbers(capsys, monkeypatch,
     import pandas as pd
 
     assert list(pd.read_csv(csv)["method"]) == ["ce"]
+
+
+def test_the_recipe_commands_of_chapter_6_and_the_readme_parse():
+    """Every ``python -m skdtutor recipe ...`` line the reader is told to run is a valid
+    command of the real parser, naming the recipe and methods the package knows."""
+    import json
+    import re
+    import shlex
+    from pathlib import Path
+
+    from skdtutor.__main__ import build_parser
+
+    repo = Path(__file__).resolve().parents[1]
+    nb = json.loads((repo / "book" / "06_results_at_a_glance.ipynb").read_text())
+    markdown = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    readme = (repo / "README.md").read_text()
+    found = {name: re.findall(r"^(python -m skdtutor recipe [^#\n]*)", text, flags=re.M)
+             for name, text in (("chapter 6", markdown), ("README", readme))}
+    assert all(found.values()), found
+    for where, commands in found.items():
+        for command in commands:
+            args = build_parser().parse_args(shlex.split(command)[3:])
+            assert (args.command, args.name) == ("recipe", "cifar100-kd"), (where, command)
