@@ -324,6 +324,7 @@ def main(argv=None) -> int:
     found before anything trains; a diverged teacher with status 1; Ctrl-C with 130 (the
     cache then holds complete entries only)."""
     args = build_parser().parse_args(argv)
+    from . import distributed
     from .steps import DivergedError
 
     start = time.perf_counter()
@@ -336,14 +337,16 @@ def main(argv=None) -> int:
             torch.set_num_threads(args.threads)
         if args.command == "recipe":
             return _recipe(args, start)
-        table, runs, columns = (_results if args.command == "results" else _compare)(args)
+        with distributed.session(args.device, say=print):  # under torchrun: one process group
+            table, runs, columns = (_results if args.command == "results" else _compare)(args)
     except (ValueError, FileNotFoundError) as exc:
         return _fail(args.command, exc, 2)
     except DivergedError as exc:
         return _fail(args.command, exc, 1)
     except KeyboardInterrupt:
         return _fail(args.command, "interrupted; cached entries are complete or absent, rerun to go on", 130)
-    _report(table, runs, columns, args.csv, start)
+    if distributed.is_rank0():  # under torchrun only rank 0 prints and writes the CSV
+        _report(table, runs, columns, args.csv, start)
     return 0
 
 

@@ -23,6 +23,12 @@ computed on. Its guarantees:
 :func:`read` is the strict form (raises :class:`DamagedEntry`), used for checkpoints.
 :func:`check_writable` fails early, before any training, when the folder cannot
 hold entries.
+
+**Under torchrun** (:mod:`skdtutor.distributed`) only rank 0 touches an entry:
+:func:`load` reads the file on rank 0 and hands its bytes to every rank, which all
+check and decode the same bytes (so all ranks agree on a hit or a miss, even while
+another run writes the entry); :func:`save` writes on rank 0 and returns on every
+rank once the entry is in place (or raises on every rank when rank 0 could not write it).
 """
 from __future__ import annotations
 
@@ -38,6 +44,8 @@ from typing import Callable
 
 import pandas as pd
 import torch
+
+from . import distributed
 
 __all__ = ["SCHEMA_VERSION", "DamagedEntry", "cache_dir", "check_writable", "entry_path", "read",
            "load", "save", "frame_to_dict", "frame_from_dict", "tensor_digest"]
@@ -115,6 +123,11 @@ def read(path, what: str = "cache entry"):
         blob = path.read_bytes()
     except OSError as exc:
         raise DamagedEntry(f"{what} {str(path)!r} cannot be read ({exc.strerror or exc})") from None
+    return _decode(blob, path, what)
+
+
+def _decode(blob: bytes, path: Path, what: str = "cache entry"):
+    """The object in the bytes ``blob`` of file ``path`` (see :func:`read`)."""
     head = len(MAGIC) + _HEADER.size
     if len(blob) < head or not blob.startswith(MAGIC):
         raise DamagedEntry(f"{what} {str(path)!r} is empty, truncated or not a skdtutor file "
@@ -149,10 +162,13 @@ def load(path, validate: Callable | None = None):
     It may also return a converted object (returning None keeps ``obj``).
     """
     path = Path(path)
-    if not path.exists():
+    blob = distributed.broadcast_object(_file_bytes(path) if distributed.rank() == 0 else None)
+    if blob is None:
         return None
     try:
-        obj = read(path)
+        if isinstance(blob, str):  # rank 0 could not read the file
+            raise DamagedEntry(f"cache entry {str(path)!r} cannot be read ({blob})")
+        obj = _decode(blob, path)
         if validate is not None:
             converted = validate(obj)
             obj = obj if converted is None else converted
@@ -163,6 +179,16 @@ def load(path, validate: Callable | None = None):
         warn_damaged(path, f"does not fit: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                      if str(exc) else type(exc).__name__)
     return None
+
+
+def _file_bytes(path: Path):
+    """The file's bytes, None when it does not exist, or why it cannot be read (a string)."""
+    if not path.exists():
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        return str(exc.strerror or exc)
 
 
 def _remove_stale_temporaries(path: Path) -> None:
@@ -177,8 +203,23 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 
 def save(path, obj) -> None:
-    """Write ``obj`` to ``path`` atomically (never a half-written entry), with its checksum."""
-    path = Path(path)
+    """Write ``obj`` to ``path`` atomically (never a half-written entry), with its checksum.
+
+    Under torchrun rank 0 writes and every rank returns once the file is in place."""
+    path, error = Path(path), None
+    if distributed.rank() == 0:
+        try:
+            _write(path, obj)
+        except Exception as exc:  # noqa: BLE001 - every rank must hear of it, then raise
+            error = exc
+    failure = distributed.broadcast_object(None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    if failure is not None:
+        raise OSError(f"rank 0 could not write cache entry {str(path)!r} ({failure})")
+
+
+def _write(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = _encode(obj)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)

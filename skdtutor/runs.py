@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from . import cache as cache_mod
+from . import distributed
 from .config import ModelSpec, TrainConfig, train_config
 from .losses import DistillLoss
 from .models import count_parameters
@@ -106,8 +107,16 @@ def _stored_fits(stored, data) -> dict:
 
 
 def _train(data, teachers, spec, cfg, members, labelled, batched, progress):
-    """The members' histories, stacked when possible (the same numbers either way)."""
+    """The members' histories, stacked when possible (the same numbers either way). Under
+    torchrun the members train one at a time, each data-parallel over the ranks
+    (:mod:`skdtutor.distributed`): the stacked sweep runs in one process only."""
     keys = list(teachers)
+    if distributed.world_size() > 1:
+        if batched:
+            raise ValueError("the stacked sweep (batched=True) runs in one process only; under "
+                             "torchrun pass batched=None or False (students train one at a time, "
+                             "data-parallel)")
+        batched = False
     if batched if batched is not None else stackable(lambda: spec.build(data)):
         sweep = [SweepMember(m.loss, m.seed, 0 if m.teacher is None else keys.index(m.teacher))
                  for m in members]

@@ -25,6 +25,14 @@ Reproducibility: the batch order comes from a ``torch.Generator`` seeded with
 ``seed``; build the model under ``torch.manual_seed(seed)`` (or
 :func:`skdtutor.models.build_model` with ``seed=``) to fix its initial weights.
 
+More than one process: under ``torchrun`` (inside :func:`skdtutor.distributed.session`)
+every trainer here runs data-parallel with ``DistributedDataParallel``: each rank
+trains on its shard of every batch, with its loss scaled so that DDP's gradient
+average is the gradient of the global batch's mean (an uneven last batch and an empty
+shard included; see :mod:`skdtutor.distributed`), and every rank evaluates the same
+weights on the whole validation and test splits. The numbers are those of one
+process up to float rounding.
+
 Threads: on a small CPU, tiny models train fastest with one intra-op thread.
 The trainers never change the thread setting themselves; ``threads=`` runs one
 call under a temporary setting (restored on return).
@@ -38,7 +46,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import cache
+from . import cache, distributed
 from .config import TrainConfig, train_config
 from .losses import CE, DistillLoss
 from .steps import (DivergedError, History, TeacherLogits, adam, batch_bounds, check_data,
@@ -117,6 +125,15 @@ def _resume(checkpoint, history, fingerprint, model, optimizer, generator) -> in
     return epoch
 
 
+def _parallel_epoch_metrics(losses, preds, ye, shards, n: int):
+    """Mean training loss and accuracy over all ranks' shards (one all-reduce per epoch)."""
+    local_sizes = torch.tensor([hi - lo for lo, hi in shards], dtype=torch.float64, device=ye.device)
+    mine = torch.cat([ye[lo:hi] for lo, hi in shards])
+    totals = torch.stack([(torch.stack(losses).double() * local_sizes).sum(),
+                          (torch.cat(preds) == mine).sum().double()])
+    return (distributed.all_reduce_sum(totals) / n).tolist()
+
+
 def _fit(model, data, loss_fn: DistillLoss, cfg: TrainConfig, *, teacher=None, teacher_model=None,
          augment=None, labelled=None, progress=False, checkpoint=None, resume=False,
          stop_after=None, callback=None, desc="train") -> History:
@@ -133,35 +150,45 @@ def _fit(model, data, loss_fn: DistillLoss, cfg: TrainConfig, *, teacher=None, t
     history = History(config=run_record(loss_fn, cfg), model=model)
     start = 0
     fingerprint = None if checkpoint is None else _fingerprint(data, teacher)
-    if checkpoint is not None and resume and Path(checkpoint).exists():
+    if checkpoint is not None and resume and distributed.broadcast_object(Path(checkpoint).exists()):
         start = _resume(checkpoint, history, fingerprint, model, optimizer, generator)
+    parallel = distributed.world_size() > 1  # under torchrun: DDP, one shard of each batch per rank
+    net = distributed.wrap(model, device) if parallel else model  # trains; `model` evaluates
     compute_loss = _loss_caller(loss_fn)
     bounds, sizes = batch_bounds(n, cfg.batch_size, device)
+    shards = [distributed.shard_bounds(s, e) for s, e in bounds] if parallel else bounds
     gather = gather_whole_epoch(x.element_size() * x.numel())
-    bar = progress_bar(cfg.epochs - start, desc, progress)
+    bar = progress_bar(cfg.epochs - start, desc, progress if distributed.is_rank0() else False)
     for epoch in range(start + 1, cfg.epochs + 1):
-        model.train()
+        net.train()
         perm = torch.randperm(n, generator=generator).to(device, non_blocking=True)
         ye, te, me = epoch_order(perm, y, t_train, mask)
         xe = x.index_select(0, perm) if gather else None
         losses, preds = [], []
-        for s, e in bounds:
-            xb = xe[s:e] if gather else x[perm[s:e]]
-            if augment is not None:
-                xb = augment(xb, generator)
-            logits = model(xb)
+        for (s, e), (lo, hi) in zip(bounds, shards):
+            if augment is not None:  # the whole batch: the generator advances as in one process
+                xb = augment(xe[s:e] if gather else x[perm[s:e]], generator)[lo - s:hi - s]
+            else:
+                xb = xe[lo:hi] if gather else x[perm[lo:hi]]
+            logits = net(xb)
             if teacher_model is not None:  # augmentation: the teacher must see the same view
                 with torch.no_grad():
                     tb = teacher_model(xb)
             else:
-                tb = None if te is None else te[s:e]
-            loss = compute_loss(logits, tb, ye[s:e], None if me is None else me[s:e])
+                tb = None if te is None else te[lo:hi]
+            mb = None if me is None else me[lo:hi]
+            if parallel:
+                loss, local_mean = distributed.shard_loss(
+                    lambda: compute_loss(logits, tb, ye[lo:hi], mb), logits, hi - lo, e - s)
+            else:
+                loss = local_mean = compute_loss(logits, tb, ye[s:e], mb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(loss.detach())
+            losses.append(local_mean.detach())
             preds.append(logits.argmax(-1))
-        train_loss, train_acc = epoch_metrics(losses, preds, ye, sizes, n)
+        train_loss, train_acc = (_parallel_epoch_metrics(losses, preds, ye, shards, n) if parallel
+                                 else epoch_metrics(losses, preds, ye, sizes, n))
         if not finite_members([train_loss], [p.unsqueeze(0) for p in model.parameters()])[0]:
             bar.close()
             row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
