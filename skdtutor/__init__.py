@@ -9,7 +9,8 @@ The package behind the skdtutor book. Modules, bottom to top (imports point down
   :mod:`skdtutor.models`, :mod:`skdtutor.metrics`, :mod:`skdtutor.progress`
 * :mod:`skdtutor.config` — ``TrainConfig``, ``ModelSpec``, ``Setting``, ``setting_for``
 * :mod:`skdtutor.steps`, :mod:`skdtutor.train` — ``train_teacher``, ``distill``
-* :mod:`skdtutor.stacking`, :mod:`skdtutor.sweep` — ``distill_sweep`` (many students as one model)
+* :mod:`skdtutor.stacking`, :mod:`skdtutor.sweep` — ``distill_sweep`` (many students as one model);
+  :mod:`skdtutor.parallel` — ``stacked_sweep`` (its members split over the CPU's cores)
 * :mod:`skdtutor.cache`, :mod:`skdtutor.teachers` — ``get_teacher``, ``teacher_snapshots``, ...
 * :mod:`skdtutor.runs` — ``run_students`` (one runner for every plan of students)
 * :mod:`skdtutor.stats` — ``seed_summary``, ``format_table``, the noise rule
@@ -19,6 +20,8 @@ The package behind the skdtutor book. Modules, bottom to top (imports point down
   — the figure style and the book's recurring figures; :mod:`skdtutor.explorer` — the kernel-free
   temperature slider; :mod:`skdtutor.live` — its ipywidgets twin for live kernels;
   :mod:`skdtutor.export` — reader notebooks with the glued values written into the prose
+* :mod:`skdtutor.resnet_cifar` — the CIFAR ResNets of the KD literature (resnet8x4, resnet32x4, ...);
+  :mod:`skdtutor.recipe`, :mod:`skdtutor.recipe_steps` — the literature's ``cifar100-kd`` recipe
 * :mod:`skdtutor.cli_spec` (names the CLI shows without importing torch), ``python -m skdtutor``
 
 Submodules and the names below are imported on first use, so ``import skdtutor.losses``
@@ -34,7 +37,8 @@ _SUBMODULES = ("losses", "temperature", "data", "models", "metrics", "config", "
                "stacking", "sweep", "cache", "teachers", "runs", "stats", "studies",
                "skd_study", "semi_study", "regime", "claims", "style", "viz", "figures",
                "teacher_figures", "explorer", "explorer_panel", "live", "progress", "bundle",
-               "datasets", "export", "export_glue", "export_markdown", "cli_spec")
+               "datasets", "export", "export_glue", "export_markdown", "cli_spec", "parallel",
+               "resnet_cifar", "recipe", "recipe_steps")
 
 _NAMES = {  # public name -> module that defines it
     **{n: "losses" for n in ("DistillLoss", "CE", "KD", "SKD", "DiceKD", "make_loss", "dice3",

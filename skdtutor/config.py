@@ -99,7 +99,7 @@ def train_config(config: TrainConfig | None = None, **overrides) -> TrainConfig:
 class ModelSpec:
     """What to build: a model family of :mod:`skdtutor.models` and its capacity knobs."""
 
-    name: str = "mlp"          # "mlp", "cnn", "resnet18", "resnet34" or "resnet50"
+    name: str = "mlp"          # "mlp", "cnn", a torchvision ResNet or a CIFAR ResNet (models.MODEL_NAMES)
     width: int | None = None   # hidden units (mlp) or channels (cnn); None: the family's default
     depth: int | None = None   # hidden layers, mlp only; None: the family's default
 
