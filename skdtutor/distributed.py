@@ -107,7 +107,7 @@ def session(device="auto", say=None):
     device, so ``"cuda"`` means that GPU everywhere), gloo otherwise. The group starts
     at the first session and lasts until the process exits (a later session reuses it:
     torchrun's store does not take a second group). Ranks other than 0 are silent
-    (their warnings are dropped). ``say(line)``, e.g. ``print``, is called on rank 0
+    (no warnings, no progress bars). ``say(line)``, e.g. ``print``, is called on rank 0
     with one line naming the processes and the backend. At the end of the block every
     rank waits for the others.
     """
@@ -120,14 +120,28 @@ def session(device="auto", say=None):
     elif dist.get_backend() != backend_for(device):
         raise ValueError(f"this process's group uses {dist.get_backend()}, not {backend_for(device)} "
                          f"for device {str(device)!r}; use one device type per torchrun process")
-    with warnings.catch_warnings():
-        if not is_rank0():
-            warnings.simplefilter("ignore")
+    with warnings.catch_warnings(), _silent(not is_rank0()):
         if say is not None and is_rank0():
             say(f"torchrun: {world_size()} processes ({dist.get_backend()}); students train one at "
                 "a time with DistributedDataParallel (the stacked sweep runs in one process only)")
         yield
     barrier()
+
+
+@contextlib.contextmanager
+def _silent(quiet: bool):
+    """No warnings and no progress bars in the block (``SKDTUTOR_NO_PROGRESS``) when ``quiet``."""
+    saved = os.environ.get("SKDTUTOR_NO_PROGRESS")
+    if quiet:
+        warnings.simplefilter("ignore")
+        os.environ["SKDTUTOR_NO_PROGRESS"] = "1"
+    try:
+        yield
+    finally:
+        if quiet and saved is None:
+            os.environ.pop("SKDTUTOR_NO_PROGRESS")
+        elif quiet:
+            os.environ["SKDTUTOR_NO_PROGRESS"] = saved
 
 
 def barrier() -> None:

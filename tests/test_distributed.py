@@ -9,6 +9,7 @@ process (the same accuracies, one CSV, one table).
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -144,16 +145,18 @@ def test_runs_match_one_process(ranks):
 
 def test_torchrun_compare_equals_one_process(launch, tmp_path, capsys):
     """``compare`` on digits under torchrun with 2 ranks: the accuracies of the same
-    command in one process, one CSV (rank 0's), the table printed once, and cache
-    entries written once and complete."""
+    command in one process, one CSV (rank 0's), the table printed once, cache entries
+    written once and complete, and read back by all ranks by a second command."""
     _, stdout, folder = launch
     assert cli_main([*COMPARE, "--no-cache", "--csv", str(tmp_path / "one.csv")]) == 0  # one process
     out = capsys.readouterr().out
     assert "torchrun: " not in out and out.count("test acc % (mean ± std)") == 1
-    assert stdout.count("test acc % (mean ± std)") == 1
-    assert stdout.count("wrote 2 runs to") == 1
-    assert stdout.count("torchrun: 2 processes (gloo)") == 1
-    assert sorted(p.name for p in folder.iterdir()) == ["cache", "rank0.pt", "rank1.pt", "runs.csv"]
+    assert stdout.count("test acc % (mean ± std)") == 2  # two commands, each table printed once
+    assert stdout.count("torchrun: 2 processes (gloo)") == 2
+    assert stdout.count(f"wrote 2 runs to {folder / 'runs.csv'}\n") == 1
+    assert stdout.count(f"wrote 2 runs to {folder / 'again.csv'}\n") == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["again.csv", "cache", "entries.json",
+                                                        "rank0.pt", "rank1.pt", "runs.csv"]
     a, b = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(folder / "runs.csv")
     assert list(b["method"]) == ["ce", "kd"] and list(a.columns) == list(b.columns)
     for column in ("test_acc", "val_acc", "teacher_test_acc"):
@@ -164,3 +167,7 @@ def test_torchrun_compare_equals_one_process(launch, tmp_path, capsys):
     assert [e.name.split("-")[0] for e in entries] == ["student", "student", "teacher"]
     for entry in entries:
         cache.read(entry)  # complete and valid
+    # the second command read every entry back (none rewritten) and found the same numbers
+    assert json.loads((folder / "entries.json").read_text()) == {e.name: e.stat().st_mtime_ns
+                                                                for e in entries}
+    pd.testing.assert_frame_equal(pd.read_csv(folder / "again.csv"), b)
