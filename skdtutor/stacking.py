@@ -29,17 +29,16 @@ class _StackedLinear(nn.Module):
         super().__init__()
         # Plain tensors, not Parameters. weight_t is (N, in, out'), the transpose of nn.Linear's
         # layout, so that neither the forward pass nor the weight gradient needs a transposed
-        # copy; out' >= out_features when the layer is padded (see _explicit_stack).
+        # copy; the bias is (N, 1, out'), broadcast by baddbmm over the batch without a view
+        # per step; out' >= out_features when the layer is padded (see _explicit_stack).
         self.w, self.b, self.out = weight_t, bias, out_features
 
     def forward(self, x):
-        n, shape = self.w.shape[0], x.shape
-        x3 = x.reshape(n, -1, shape[-1])
-        out = torch.bmm(x3, self.w) if self.b is None else torch.baddbmm(self.b.unsqueeze(1), x3, self.w)
+        x3 = x if x.dim() == 3 else x.reshape(self.w.shape[0], -1, x.shape[-1])
+        out = torch.bmm(x3, self.w) if self.b is None else torch.baddbmm(self.b, x3, self.w)
         if out.shape[-1] != self.out:
-            out = out[..., :self.out]
-        return out.view(*shape[:-1], self.out) if out.is_contiguous() else \
-            out.reshape(*shape[:-1], self.out)
+            out = out[..., :self.out]  # a view: the loss reads it in place
+        return out if x.dim() == 3 else out.reshape(*x.shape[:-1], self.out)
 
 
 class _StackedConv(nn.Module):
@@ -114,8 +113,8 @@ def _explicit_stack(template: nn.Module, params: dict):
             weights[key] = F.pad(w_t, (0, pad)).contiguous().requires_grad_()
             to_module[key] = lambda v, out=out: v[:, :out].t()
             if bkey in params:
-                weights[bkey] = F.pad(params[bkey].detach(), (0, pad)).contiguous().requires_grad_()
-                to_module[bkey] = lambda v, out=out: v[:out]
+                weights[bkey] = F.pad(params[bkey].detach(), (0, pad)).unsqueeze(1).contiguous().requires_grad_()
+                to_module[bkey] = lambda v, out=out: v[0, :out]
             replace[name] = _StackedLinear(weights[key], weights.get(bkey), out)
         elif isinstance(mod, (nn.Conv1d, nn.Conv2d)):
             if mod.padding_mode != "zeros":
@@ -130,7 +129,23 @@ def _explicit_stack(template: nn.Module, params: dict):
             return None  # the root itself is a bare layer; vmap handles that fine
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name), child, new)
+    _relu_in_place(model)
     return model, weights, to_module
+
+
+def _relu_in_place(model: nn.Module) -> None:
+    """A ReLU right after an unpadded stacked Linear in a Sequential works in place.
+
+    The product's output is a fresh tensor that nothing else reads (its backward needs
+    only the inputs), so overwriting it saves one activation-sized tensor per layer and
+    per step; the values are the same.
+    """
+    for seq in (m for m in model.modules() if isinstance(m, nn.Sequential)):
+        layers = list(seq)
+        for i in range(1, len(layers)):
+            prev, mod = layers[i - 1], layers[i]
+            if type(mod) is nn.ReLU and isinstance(prev, _StackedLinear) and prev.w.shape[-1] == prev.out:
+                seq[i] = nn.ReLU(inplace=True)
 
 
 class StackedForward(NamedTuple):
@@ -222,7 +237,9 @@ class StackedAdam:
         self.groups = list(groups.values())
         self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
-        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
+        # All parameters take every step: one counter, passed once per parameter, one add per step.
+        self.step_count = torch.zeros((), dtype=torch.float32, device=self.params[0].device)
+        self.steps = [self.step_count] * len(self.params)
 
     def step(self, loss):
         if self.optimizer is not None:
@@ -233,7 +250,7 @@ class StackedAdam:
         grads = [g if g.is_contiguous() else g.contiguous()
                  for g in torch.autograd.grad(loss, self.params)]
         with torch.no_grad():
-            torch._foreach_add_(self.steps, 1)
+            self.step_count.add_(1)
             for idx in self.groups:
                 def pick(xs):
                     return xs if len(idx) == len(xs) else [xs[i] for i in idx]

@@ -179,8 +179,7 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
     groups = [(a, b, fn, {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in hp.items()})
               for a, b, fn, hp in groups]
     optimizer = StackedAdam(net.weights.values(), cfg.lr, cfg.weight_decay, device)
-    # Members with the same seed shuffle identically: one generator and one gathered copy of
-    # the inputs per distinct seed ("stream"), expanded to the members batch by batch.
+    # Members with the same seed shuffle identically: one generator per distinct seed ("stream").
     seeds = list(dict.fromkeys(members[i].seed for i in order))
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     stream = torch.tensor([seeds.index(members[i].seed) for i in order], device=device)
@@ -192,22 +191,31 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
             t_offset = torch.tensor([members[i].teacher * n for i in order], device=device).view(-1, 1)
     mask = None if mask is None else mask.to(device)
     bounds, sizes = batch_bounds(n, cfg.batch_size, device)
-    gather = gather_whole_epoch(len(seeds) * x.element_size() * x.numel())
+    # The epoch's inputs gathered at once: per member (a batch is then a view), else per stream
+    # (a batch is expanded to the members), else batch by batch (least memory; same numbers).
+    x_bytes = x.element_size() * x.numel()
+    gather = "member" if gather_whole_epoch(n_members * x_bytes) else \
+        "stream" if gather_whole_epoch(len(seeds) * x_bytes) else None
     histories = [History(config=run_record(m.loss, cfg, seed=m.seed)) for m in members]
 
     def loss_of(logits, tb, yb, mb):  # per-member mean loss, shape (N,)
+        if len(groups) == 1:  # one kind of loss: no slicing (a slice is an op and a backward node)
+            _, _, per_sample, hp = groups[0]
+            return per_sample(logits, tb, yb, mb, **hp).mean(-1)
         parts = []
         for a, b, per_sample, hp in groups:
-            sl = slice(None) if a == 0 and b == n_members else slice(a, b)
-            parts.append(per_sample(logits[sl], None if tb is None else tb[sl], yb[sl],
-                                    None if mb is None else mb[sl], **hp).mean(-1))
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+            parts.append(per_sample(logits[a:b], None if tb is None else tb[a:b], yb[a:b],
+                                    None if mb is None else mb[a:b], **hp).mean(-1))
+        return torch.cat(parts)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def stacked_predict(xs):
         out = [net.forward(xs[i:i + 2048].to(device).unsqueeze(0).expand(n_members, -1, *xs.shape[1:]))
                .float() for i in range(0, len(xs), 2048)]
         return torch.cat(out, dim=1).cpu()
+
+    def batches(split, epoch_tensor):  # the epoch's (members, n, ...) tensor as per-batch views
+        return [None] * len(bounds) if epoch_tensor is None else epoch_tensor.split(split, dim=1)
 
     bar = progress_bar(cfg.epochs, f"sweep x{n_members}", progress)
     for epoch in range(1, cfg.epochs + 1):
@@ -215,22 +223,23 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
         perms = stream_perms.index_select(0, stream) if shared else stream_perms  # (members, n)
         ye, te, me = epoch_order(perms, y, t_train, mask,
                                  None if t_offset is None else perms + t_offset)
-        # the inputs once per stream (S, n, ...); a batch is expanded to the members below
-        xe = x.index_select(0, stream_perms.view(-1)).view(len(seeds), *x.shape) if gather else None
-        losses, preds = [], []
-        for s, e in bounds:
-            if not gather:
+        if gather == "member":
+            xe = x.index_select(0, perms.view(-1)).view(n_members, *x.shape)
+        elif gather == "stream":
+            xe = x.index_select(0, stream_perms.view(-1)).view(len(seeds), *x.shape)
+        losses, logits_seen = [], []
+        for (s, e), yb, tb, mb, xb in zip(bounds, *(batches(cfg.batch_size, t) for t in (ye, te, me)),
+                                          batches(cfg.batch_size, xe if gather else None)):
+            if gather is None:
                 xb = x[perms[:, s:e]]
-            elif shared:
-                xb = xe[:, s:e].index_select(0, stream)
-            else:
-                xb = xe[:, s:e]
+            elif gather == "stream" and shared:
+                xb = xb.index_select(0, stream)
             logits = net.forward(xb)  # (members, batch, classes)
-            per_member = loss_of(logits, None if te is None else te[:, s:e], ye[:, s:e],
-                                 None if me is None else me[:, s:e])
+            per_member = loss_of(logits, tb, yb, mb)
             optimizer.step(per_member.sum())  # members are independent: each gets its own gradient
             losses.append(per_member.detach())
-            preds.append(logits.argmax(-1))
+            logits_seen.append(logits.detach())
+        preds = [torch.cat(logits_seen, 1).argmax(-1)]  # one arg-max per epoch, not per batch
         train_loss, train_acc = epoch_metrics(losses, preds, ye, sizes, n)
         finite = finite_members(train_loss, list(net.weights.values()))  # one sync per epoch
         evaluated = due_for_eval(epoch, cfg)
