@@ -36,7 +36,7 @@ import torch.distributed as dist
 from torch import nn
 
 __all__ = ["launched", "active", "rank", "world_size", "is_rank0", "backend_for", "session",
-           "barrier", "all_reduce_sum", "broadcast_object", "shard_bounds", "shard_of",
+           "barrier", "all_reduce_sum", "broadcast_object", "in_turn", "shard_bounds", "shard_of",
            "loss_scale", "shard_loss", "wrap"]
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")  # what torchrun sets in every process
@@ -164,6 +164,32 @@ def broadcast_object(obj, src: int = 0):
     box = [obj if rank() == src else None]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def in_turn(fn: Callable):
+    """``fn()`` on every rank, but never at once on one disk: first on rank 0, then on the
+    other nodes' first processes (``LOCAL_RANK`` 0), then on the rest; e.g. a dataset
+    download, which then happens once per disk. A failure on any rank raises on every
+    rank (a ``FileNotFoundError`` naming the rank, or that rank's own exception)."""
+    if not active() or world_size() == 1:
+        return fn()
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    result = None
+    for turn in (rank() == 0, rank() != 0 and local == 0, local != 0):
+        error = None
+        if turn:
+            try:
+                result = fn()
+            except Exception as exc:  # noqa: BLE001 - every rank must hear of it
+                error = exc
+        failures = [None] * world_size()
+        dist.all_gather_object(failures, None if error is None else f"{type(error).__name__}: {error}")
+        if error is not None:
+            raise error
+        failed = [(r, f) for r, f in enumerate(failures) if f is not None]
+        if failed:
+            raise FileNotFoundError(f"rank {failed[0][0]} failed: {failed[0][1]}")
+    return result
 
 
 def shard_bounds(start: int, stop: int, rank_: int | None = None, world: int | None = None):

@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import cache as cache_mod
 from . import data as data_mod
+from . import distributed
 from .config import ModelSpec, TrainConfig, setting_for
 from .losses import METHODS, check_gamma, check_multiplier, check_temperature, make_loss
 from .models import count_parameters
@@ -189,7 +190,7 @@ def _run_compare(p: _ComparePlan) -> pd.DataFrame:
     """Train what a validated plan asks for (see :func:`compare`)."""
     methods, seeds, gamma, cache, use_cache = p.methods, p.seeds, p.gamma, p.cache, p.use_cache
     at_dice = KD_AT_DICE in methods
-    data = data_mod.load(p.dataset, root=p.root)
+    data = distributed.in_turn(lambda: data_mod.load(p.dataset, root=p.root))  # torchrun: no racing downloads
     t_spec, s_spec, s_cfg = p.t_spec, p.s_spec, p.s_cfg
     t_model, t_logits, _ = get_teacher(data, t_spec, p.t_cfg, cache=cache, use_cache=use_cache,
                                        progress=p.progress)

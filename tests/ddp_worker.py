@@ -33,11 +33,27 @@ with distributed.session("cpu"):
         loss, _ = distributed.shard_loss(lambda: CE()(logits, None, y[lo:hi]), logits, hi - lo, n)
         loss.backward()
         grads[n] = [p.grad.clone() for p in model.parameters()]
+    def touch():  # did an earlier rank's turn come first?
+        seen = Path(out, "marker").exists()
+        Path(out, "marker").touch()
+        return seen
+
+    def fail_on_rank0():
+        if distributed.rank() == 0:
+            raise FileNotFoundError("no files here")
+        return "loaded"
+
+    saw_marker = distributed.in_turn(touch)
+    try:
+        failure = distributed.in_turn(fail_on_rank0)
+    except FileNotFoundError as exc:
+        failure = f"raised {exc}"
     data, teacher, student = ddp_cases.run_case()
     t_hist = train.train_teacher(teacher, data, **ddp_cases.TRAIN)
     s_hist = train.distill(student, teacher, data, KD(T=4.0), augment=ddp_cases.noise, **ddp_cases.TRAIN)
     torch.save({"grads": grads, "teacher": teacher.state_dict(), "student": student.state_dict(),
-                "teacher_rows": t_hist.rows, "student_rows": s_hist.rows, "world": distributed.world_size()},
+                "teacher_rows": t_hist.rows, "student_rows": s_hist.rows, "world": distributed.world_size(),
+                "saw_marker": saw_marker, "failure": failure},
                f"{out}/rank{distributed.rank()}.pt")
 if len(sys.argv) > 2:  # the CLI, twice: the second run finds everything in the cache
     cli = sys.argv[2:]

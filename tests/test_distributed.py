@@ -125,6 +125,12 @@ def test_a_ddp_step_has_the_gradient_of_the_global_batch_mean(ranks, n):
         assert torch.equal(a, b)  # every rank steps with the same gradient
 
 
+def test_in_turn_runs_rank0_first_and_a_failure_raises_everywhere(ranks):
+    assert [r["saw_marker"] for r in ranks] == [False, True]
+    assert [r["failure"] for r in ranks] == ["raised no files here",
+                                             "raised rank 0 failed: FileNotFoundError: no files here"]
+
+
 def test_runs_match_one_process(ranks):
     """A teacher and an augmented KD student on 129 samples in batches of 64 (the last
     batch: 1 sample, rank 1's shard empty) end with the weights and metrics of one process."""
@@ -155,7 +161,7 @@ def test_torchrun_compare_equals_one_process(launch, tmp_path, capsys):
     assert stdout.count("torchrun: 2 processes (gloo)") == 2
     assert stdout.count(f"wrote 2 runs to {folder / 'runs.csv'}\n") == 1
     assert stdout.count(f"wrote 2 runs to {folder / 'again.csv'}\n") == 1
-    assert sorted(p.name for p in folder.iterdir()) == ["again.csv", "cache", "entries.json",
+    assert sorted(p.name for p in folder.iterdir()) == ["again.csv", "cache", "entries.json", "marker",
                                                         "rank0.pt", "rank1.pt", "runs.csv"]
     a, b = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(folder / "runs.csv")
     assert list(b["method"]) == ["ce", "kd"] and list(a.columns) == list(b.columns)
