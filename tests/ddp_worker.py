@@ -2,7 +2,7 @@
 
 Each rank saves, to ``<out>/rank<r>.pt``: the gradients of one DDP step on a batch of
 5 samples (shards of 3 and 2) and of 1 sample (shards of 1 and 0), and the weights and
-histories of a teacher and an augmented student trained on 129 digits in batches of 64
+histories of a teacher and an augmented, partly unlabelled student trained on 129 digits in batches of 64
 (the last batch holds one sample: rank 1's shard of it is empty). The test computes
 the same things in one process and compares. Then it runs ``python -m skdtutor`` with
 the remaining arguments (the cache folder must be ``<out>/cache``) twice, the second time
@@ -50,7 +50,8 @@ with distributed.session("cpu"):
         failure = f"raised {exc}"
     data, teacher, student = ddp_cases.run_case()
     t_hist = train.train_teacher(teacher, data, **ddp_cases.TRAIN)
-    s_hist = train.distill(student, teacher, data, KD(T=4.0), augment=ddp_cases.noise, **ddp_cases.TRAIN)
+    s_hist = train.distill(student, teacher, data, KD(T=4.0), augment=ddp_cases.noise,
+                           labelled=ddp_cases.LABELLED, **ddp_cases.TRAIN)
     torch.save({"grads": grads, "teacher": teacher.state_dict(), "student": student.state_dict(),
                 "teacher_rows": t_hist.rows, "student_rows": s_hist.rows, "world": distributed.world_size(),
                 "saw_marker": saw_marker, "failure": failure},

@@ -56,6 +56,8 @@ def test_without_torchrun_nothing_is_distributed(monkeypatch):
         assert not distributed.active() and distributed.world_size() == 1 and distributed.is_rank0()
         assert distributed.loss_scale(3, 5) == pytest.approx(3 / 5)
         assert distributed.broadcast_object({"a": 1}) == {"a": 1}
+        assert torch.equal(distributed.shard_of(torch.arange(7)), torch.arange(7))
+        assert distributed.in_turn(lambda: "once") == "once"
 
 
 def _pretend_torchrun(monkeypatch, local_rank: int, world: int, gpus: int):
@@ -132,11 +134,13 @@ def test_in_turn_runs_rank0_first_and_a_failure_raises_everywhere(ranks):
 
 
 def test_runs_match_one_process(ranks):
-    """A teacher and an augmented KD student on 129 samples in batches of 64 (the last
-    batch: 1 sample, rank 1's shard empty) end with the weights and metrics of one process."""
+    """A teacher and an augmented KD student (a third of its samples unlabelled) on 129
+    samples in batches of 64 (the last batch: 1 sample, rank 1's shard empty) end with the
+    weights and metrics of one process."""
     data, teacher, student = ddp_cases.run_case()
     t_hist = train.train_teacher(teacher, data, **ddp_cases.TRAIN)
-    s_hist = train.distill(student, teacher, data, KD(T=4.0), augment=ddp_cases.noise, **ddp_cases.TRAIN)
+    s_hist = train.distill(student, teacher, data, KD(T=4.0), augment=ddp_cases.noise,
+                           labelled=ddp_cases.LABELLED, **ddp_cases.TRAIN)
     for r in ranks:
         for name, model in (("teacher", teacher), ("student", student)):
             for k, v in model.state_dict().items():
