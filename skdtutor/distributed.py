@@ -74,16 +74,19 @@ def backend_for(device: torch.device) -> str:
 
 
 def _local_device(device) -> torch.device:
-    """The validated device of this process: ``cuda:LOCAL_RANK`` on GPUs, else the CPU."""
+    """The validated device of this process: ``cuda:LOCAL_RANK`` on GPUs (or the GPU named,
+    for a single process), else the CPU."""
     from .steps import resolve_device
 
     device = resolve_device(device)
     if device.type != "cuda":
         return device
     local = int(os.environ["LOCAL_RANK"])
-    if device.index is not None and int(os.environ["WORLD_SIZE"]) > 1:
-        raise ValueError(f"device {str(device)!r} names one GPU, but under torchrun each process uses "
-                         "cuda:LOCAL_RANK; pass --device cuda (or auto)")
+    if device.index is not None:  # one process may use the GPU it names
+        if int(os.environ["WORLD_SIZE"]) > 1:
+            raise ValueError(f"device {str(device)!r} names one GPU, but under torchrun each process "
+                             "uses cuda:LOCAL_RANK; pass --device cuda (or auto)")
+        return device
     if local >= torch.cuda.device_count():
         raise ValueError(f"LOCAL_RANK {local} has no GPU (this node has {torch.cuda.device_count()}); "
                          "pass --nproc-per-node at most the number of GPUs, or --device cpu")
@@ -105,8 +108,8 @@ def session(device="auto", say=None):
     ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``) chooses the backend: NCCL when it
     resolves to a GPU (this process then uses ``cuda:LOCAL_RANK`` as its current
     device, so ``"cuda"`` means that GPU everywhere), gloo otherwise. The group starts
-    at the first session and lasts until the process exits (a later session reuses it:
-    torchrun's store does not take a second group). Ranks other than 0 are silent
+    at the first session and lasts until the process exits (a later session reuses it: a
+    second group started in one torchrun process, after the first was destroyed, hung). Ranks other than 0 are silent
     (no warnings, no progress bars). ``say(line)``, e.g. ``print``, is called on rank 0
     with one line naming the processes and the backend. At the end of the block every
     rank waits for the others.
