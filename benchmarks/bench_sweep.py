@@ -29,11 +29,15 @@ Every number is the median of ``--reps`` repetitions after one untimed warm-up,
 in CPU seconds of this process (``time.process_time``): with one torch thread
 that equals the wall time on a quiet machine, and on a shared one it leaves out
 the time other processes hold the core (wall times are printed too).
-The breakdown (``where the time goes``) is a torch.profiler run of one sweep,
-its inclusive CPU time per phase (forward matmuls, forward other, backward
-matmuls, backward other, loss, optimizer, indexing, evaluation, the rest) as a
-share of the profiled wall time; the profiler's own overhead inflates the
-small operations.
+The breakdown first splits a sweep's CPU time into training steps, the final
+evaluation and the fixed part (setup, writing the weights back), from three
+sweeps of different lengths (:func:`cpu_split`). Then ``where the time goes``
+is a torch.profiler run of one sweep: the inclusive time of each top-level
+operation, summed by phase (forward matmuls, forward other, backward matmuls,
+backward other, loss, optimizer, indexing/copies, evaluation, other ops, and
+Python between operations) as a share of the profiled wall time. The profiler's
+own overhead inflates the small operations, and on a busy machine its wall-clock
+times include moments when other processes hold the core.
 """
 from __future__ import annotations
 
@@ -159,10 +163,10 @@ def print_measurement(r):
 
 
 # ------------------------------------------------------------------ where the time goes
-def _phase(event, parents) -> str:
-    """The phase of a top-level profiler event (``parents``: names of the enclosing ranges)."""
+def _phase(event) -> str:
+    """The phase of a top-level profiler event."""
     name = event.name
-    if any(p.startswith("eval") for p in parents) or name.startswith("eval"):
+    if name == "sweep.evaluate":  # the sweep's record_function around its evaluation
         return "evaluation"
     if name.startswith("autograd::engine::evaluate_function"):
         return "backward matmuls" if "mmBackward" in name else "backward other"
@@ -184,6 +188,28 @@ def _phase(event, parents) -> str:
     return "other ops (" + name + ")"
 
 
+def cpu_split(d, logits, spec, s, reps=3):
+    """CPU seconds of a sweep's fixed part (setup, write-back), its training steps and one
+    evaluation, from three sweeps (fastest of ``reps`` each): 1 epoch and 5 epochs evaluated
+    at the end, and 5 epochs evaluated after every epoch."""
+    def best(epochs, eval_every):
+        kw = {**_kw(s), "eval_every": eval_every}
+        fn = lambda: sweep.distill_sweep(lambda: spec.build(d), logits, d, members(), epochs, **kw)  # noqa: E731
+        fn()
+        times = []
+        for _ in range(reps):
+            c0 = time.process_time()
+            fn()
+            times.append(time.process_time() - c0)
+        return min(times)
+
+    one, five, five_each = best(1, 1), best(EPOCHS, EPOCHS), best(EPOCHS, 1)
+    epoch = (five - one) / (EPOCHS - 1)          # one training epoch, no evaluation
+    evaluation = (five_each - five) / (EPOCHS - 1)
+    return {"fixed": one - epoch - evaluation, "epoch": epoch, "evaluation": evaluation,
+            "total": five}
+
+
 def breakdown(name, student="default", top=4):
     """Profile one stacked sweep; the inclusive time of each top-level op, by phase."""
     from torch.profiler import ProfilerActivity, profile
@@ -191,6 +217,14 @@ def breakdown(name, student="default", top=4):
     d, s = data_mod.load(name), config.setting_for(name)
     logits = teacher_logits(d, s)
     spec = TINY if student == "tiny" else s.student
+    split = cpu_split(d, logits, spec, s)
+    steps_per_epoch = -(-len(d.y_train) // s.student_train.batch_size)
+    print(f"  CPU-time split, {name} stacked sweep of 15 x {spec.name} {spec.width}x{spec.depth} "
+          f"({split['total']:.3f} s): training {EPOCHS} x {split['epoch'] * 1e3:.1f} ms "
+          f"({split['epoch'] / steps_per_epoch * 1e6:.0f} us/step, "
+          f"{EPOCHS * split['epoch'] / split['total']:.0%}), final evaluation "
+          f"{split['evaluation'] * 1e3:.1f} ms ({split['evaluation'] / split['total']:.0%}), "
+          f"setup and write-back {split['fixed'] * 1e3:.1f} ms ({split['fixed'] / split['total']:.0%})")
     run_stacked(d, logits, spec, s)  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         t0 = time.perf_counter()
@@ -200,7 +234,7 @@ def breakdown(name, student="default", top=4):
     for e in prof.events():
         if e.cpu_parent is not None:
             continue
-        phase = _phase(e, [])
+        phase = _phase(e)
         if phase.startswith("other ops"):
             other[e.name] += e.cpu_time_total
             phase = "other ops"

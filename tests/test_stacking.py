@@ -34,6 +34,7 @@ def test_gathering_per_member_per_seed_or_per_batch_gives_the_same_sweep(digits,
 
     def run(limit):
         monkeypatch.setattr(steps, "GATHER_BYTES", limit)
+        monkeypatch.setattr(sweep, "MEMBER_GATHER_BYTES", limit if limit > 2 * x_bytes else 0)
         return sweep.distill_sweep(lambda: models.build_model("mlp", digits, width=16, depth=1),
                                    _teacher(digits), digits, members, 2,
                                    lr=3e-3, batch_size=64, device="cpu", progress=False)
