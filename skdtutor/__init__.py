@@ -10,7 +10,8 @@ The package behind the skdtutor book. Modules, bottom to top (imports point down
 * :mod:`skdtutor.config` — ``TrainConfig``, ``ModelSpec``, ``Setting``, ``setting_for``
 * :mod:`skdtutor.steps`, :mod:`skdtutor.train` — ``train_teacher``, ``distill``
 * :mod:`skdtutor.stacking`, :mod:`skdtutor.sweep` — ``distill_sweep`` (many students as one model);
-  :mod:`skdtutor.parallel` — ``stacked_sweep`` (its members split over the CPU's cores)
+  :mod:`skdtutor.parallel` — ``stacked_sweep`` (its members split over the CPU's cores);
+  :mod:`skdtutor.distributed` — torchrun (process group, shards, DDP)
 * :mod:`skdtutor.cache`, :mod:`skdtutor.teachers` — ``get_teacher``, ``teacher_snapshots``, ...
 * :mod:`skdtutor.runs` — ``run_students`` (one runner for every plan of students)
 * :mod:`skdtutor.stats` — ``seed_summary``, ``format_table``, the noise rule
@@ -38,6 +39,7 @@ _SUBMODULES = ("losses", "temperature", "data", "models", "metrics", "config", "
                "skd_study", "semi_study", "regime", "claims", "style", "viz", "figures",
                "teacher_figures", "explorer", "explorer_panel", "live", "progress", "bundle",
                "datasets", "export", "export_glue", "export_markdown", "cli_spec", "parallel",
+               "distributed",
                "resnet_cifar", "recipe", "recipe_steps")
 
 _NAMES = {  # public name -> module that defines it

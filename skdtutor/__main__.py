@@ -247,7 +247,8 @@ def _add_common_options(p) -> None:
     p.add_argument("--no-cache", action="store_true",
                    help="retrain the teachers and students and do not save them")
     p.add_argument("--sequential", action="store_true",
-                   help="train students one by one instead of as one stacked model (same numbers)")
+                   help="train students one by one instead of as one stacked model (same numbers); "
+                        "under torchrun they always train one by one, each data-parallel over the processes")
     p.add_argument("--csv", default=None, help="also write one row per student run to this CSV file")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.add_argument("--dice-temperatures", type=_floats, default=None,
@@ -336,6 +337,9 @@ def main(argv=None) -> int:
 
             torch.set_num_threads(args.threads)
         if args.command == "recipe":
+            if distributed.launched():
+                raise ValueError("the recipe trains in one process; run it without torchrun "
+                                 "(`python -m skdtutor recipe ...`), on one GPU")
             return _recipe(args, start)
         with distributed.session(args.device, say=print):  # under torchrun: one process group
             table, runs, columns = (_results if args.command == "results" else _compare)(args)

@@ -292,3 +292,16 @@ def test_the_recipe_commands_of_chapter_6_and_the_readme_parse():
         for command in commands:
             args = build_parser().parse_args(shlex.split(command)[3:])
             assert (args.command, args.name) == ("recipe", "cifar100-kd"), (where, command)
+
+
+def test_the_recipe_refuses_torchrun_before_any_work(monkeypatch, capsys):
+    """Under torchrun every rank would run the whole recipe: refused with a clear message."""
+    from skdtutor import recipe as recipe_mod
+    from skdtutor.__main__ import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setattr(recipe_mod, "run_recipe", lambda *a, **k: pytest.fail("trained"))
+    assert main(["recipe", "cifar100-kd", "--epochs", "1", "--device", "cpu"]) == 2
+    assert "without torchrun" in capsys.readouterr().err
