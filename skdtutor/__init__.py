@@ -23,7 +23,8 @@ The package behind the skdtutor book. Modules, bottom to top (imports point down
   :mod:`skdtutor.export` — reader notebooks with the glued values written into the prose
 * :mod:`skdtutor.resnet_cifar` — the CIFAR ResNets of the KD literature (resnet8x4, resnet32x4, ...);
   :mod:`skdtutor.recipe`, :mod:`skdtutor.recipe_steps` — the literature's ``cifar100-kd`` recipe
-* :mod:`skdtutor.cli_spec` (names the CLI shows without importing torch), ``python -m skdtutor``
+* :mod:`skdtutor.cli_spec` (names the CLI shows without importing torch), :mod:`skdtutor.cli_args`,
+  :mod:`skdtutor.cli_recipe`, ``python -m skdtutor``
 
 Submodules and the names below are imported on first use, so ``import skdtutor.losses``
 stays light (no pandas, no matplotlib).
@@ -38,9 +39,8 @@ _SUBMODULES = ("losses", "temperature", "data", "models", "metrics", "config", "
                "stacking", "sweep", "cache", "teachers", "runs", "stats", "studies",
                "skd_study", "semi_study", "regime", "claims", "style", "viz", "figures",
                "teacher_figures", "explorer", "explorer_panel", "live", "progress", "bundle",
-               "datasets", "export", "export_glue", "export_markdown", "cli_spec", "parallel",
-               "distributed",
-               "resnet_cifar", "recipe", "recipe_steps")
+               "datasets", "export", "export_glue", "export_markdown", "cli_spec", "cli_args",
+               "cli_recipe", "parallel", "distributed", "resnet_cifar", "recipe", "recipe_steps")
 
 _NAMES = {  # public name -> module that defines it
     **{n: "losses" for n in ("DistillLoss", "CE", "KD", "SKD", "DiceKD", "make_loss", "dice3",

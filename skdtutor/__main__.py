@@ -7,113 +7,13 @@ imports torch; the heavy modules are imported only when a command runs.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 
-from .cli_spec import (AMP_MODES, CLI_METHODS, DATASET_NAMES, MAX_EPOCHS, METHOD_NAMES, MULTIPLIER_RANGE,
-                       OFFLINE_DATASET_NAMES, RECIPE_NAMES)
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values or any(not math.isfinite(v) or v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"temperatures must be numbers > 0, got {text!r}")
-    return values
-
-
-def _choices(text: str, known, what: str) -> list[str]:
-    """Comma-separated names, each one of ``known``; an argparse error names the unknown ones."""
-    values = [v.strip().lower() for v in text.split(",") if v.strip()]
-    unknown = [v for v in values if v not in known]
-    if not values or unknown:
-        raise argparse.ArgumentTypeError(f"unknown {what}(s) {unknown or text!r}; choose from "
-                                         f"{','.join(known)}")
-    return values
-
-
-def _methods(text: str) -> list[str]:
-    return _choices(text, CLI_METHODS, "method")
-
-
-def _datasets(text: str) -> list[str]:
-    return _choices(text, DATASET_NAMES, "dataset")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _epochs(text: str) -> int:
-    value = _positive_int(text)
-    if value > MAX_EPOCHS:
-        raise argparse.ArgumentTypeError(f"{text} epochs is above the limit of {MAX_EPOCHS}; pass fewer")
-    return value
-
-
-def _seeds(text: str):
-    from .studies import seed_list
-
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()] if "," in text else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a count or comma-separated integers, got {text!r}") \
-            from None
-    try:
-        seed_list(values)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--seeds {text}: {exc}") from None
-    return values
-
-
-def _check_csv(path) -> None:
-    """A ValueError unless ``path`` can be written: its folder exists and is writable, and
-    it is not a folder itself (checked before training, so no run is lost)."""
-    import os
-    from pathlib import Path
-
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise ValueError(f"--csv {str(path)!r} is a folder; pass a file name such as {str(path / 'runs.csv')!r}")
-    if not folder.is_dir():
-        raise ValueError(f"--csv {str(path)!r}: folder {str(folder)!r} does not exist; create it or "
-                         "pass another path")
-    if (path.exists() and not os.access(path, os.W_OK)) or not os.access(folder, os.W_OK):
-        raise ValueError(f"--csv {str(path)!r} is not writable; pass a path in a folder you can write to")
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argparse parser whose usage errors are one line (the problem and where to look)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
-
-
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends ``(default: ...)`` only where the help does not already say the default and
-    the default is not ``None`` (which means: the dataset's setting, said in the help)."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if action.default is None or "default" in text:
-            return text
-        return super()._get_help_string(action)
-
-
-def _offline_words() -> str:
-    """The datasets that need no download, as words ("digits, mnist1d and mnist-5k")."""
-    *rest, last = OFFLINE_DATASET_NAMES
-    return f"{', '.join(rest)} and {last}" if rest else last
+from .cli_args import (_check_csv, _datasets, _epochs, _floats, _Help, _methods, _offline_words,
+                       _Parser, _positive_int, _seeds)
+from .cli_recipe import add_recipe_parser, run_recipe_command
+from .cli_spec import CLI_METHODS, DATASET_NAMES, MULTIPLIER_RANGE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated distillation temperatures (ce ignores them)")
     for p in (c, _results_parser(sub, DATASET_NAMES, methods)):
         _add_common_options(p)
-    _recipe_parser(sub)
+    add_recipe_parser(sub)
     return parser
 
 
@@ -167,64 +67,6 @@ def _results_parser(sub, datasets, methods):
     r.add_argument("--temperatures", type=_floats, default="1,4,16",
                    help="comma-separated temperatures for kd, skd and dice")
     return r
-
-
-def _recipe_parser(sub) -> None:
-    """``recipe``: a named training recipe of the literature (skdtutor.recipe.RECIPES)."""
-    r = sub.add_parser(
-        "recipe", help="a training recipe of the literature, e.g. cifar100-kd (needs a GPU)",
-        description="Run a named recipe of the distillation literature (skdtutor.recipe): cifar100-kd "
-                    "trains a resnet32x4 teacher, then one resnet8x4 student per method, with "
-                    "mdistiller's CIFAR-100 recipe (SGD, momentum 0.9, weight decay 5e-4, batch 64, lr "
-                    "0.05 divided by 10 at epochs 150/180/210 of 240, random crop and flip on the "
-                    "device; bf16/fp16 autocast and channels_last on CUDA). Prints test accuracy and "
-                    "images/s per model next to the published numbers. Settings left unset are the "
-                    "recipe's (skdtutor.recipe.RecipeConfig).",
-        formatter_class=_Help)
-    r.add_argument("name", choices=RECIPE_NAMES, help="the recipe")
-    r.add_argument("--epochs", type=_epochs, default=None,
-                   help="epochs of the teacher and of each student; the lr milestones keep their place "
-                        "in the schedule (default: the recipe's, 240)")
-    r.add_argument("--methods", type=lambda text: _choices(text, METHOD_NAMES, "method"), default=None,
-                   help=f"comma-separated losses among {', '.join(METHOD_NAMES)} (default: the recipe's)")
-    r.add_argument("--batch-size", type=_positive_int, default=None, help="images per SGD step")
-    r.add_argument("--lr", type=float, default=None, help="SGD learning rate before the first decay")
-    r.add_argument("--seed", type=int, default=None, help="seed of the weights, batch order and augmentation")
-    r.add_argument("--amp", choices=AMP_MODES, default=None,
-                   help="mixed precision on CUDA: auto (bf16 where supported, else fp16 with a gradient "
-                        "scaler), bf16, fp16 or off; the CPU always runs float32")
-    r.add_argument("--eval-every", type=_positive_int, default=None,
-                   help="test accuracy every k epochs (and after the last)")
-    r.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: auto)")
-    r.add_argument("--root", default=None, help="folder for torchvision datasets")
-    r.add_argument("--cache-dir", default=None, help="folder for the cached teacher (default $SKDTUTOR_CACHE "
-                   "or ~/.cache/skdtutor)")
-    r.add_argument("--no-cache", action="store_true", help="retrain the teacher and do not save it")
-    r.add_argument("--csv", default=None, help="also write one row per trained model to this CSV file")
-    r.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
-
-
-def _recipe(args, start) -> int:
-    """Run ``args.name``, print its table and the literature's numbers; 0 on success."""
-    from .recipe import LITERATURE, run_recipe
-
-    settings = dict(epochs=args.epochs, methods=args.methods and tuple(args.methods),
-                    batch_size=args.batch_size, lr=args.lr, seed=args.seed, amp=args.amp,
-                    eval_every=args.eval_every, device=args.device)
-    rows = run_recipe(args.name, root=args.root, cache=args.cache_dir, use_cache=not args.no_cache,
-                      **settings)
-    table = rows.assign(test_acc=100 * rows["test_acc"], best_test_acc=100 * rows["best_test_acc"])
-    print(table.rename(columns={"test_acc": "test acc %", "best_test_acc": "best epoch %",
-                                "images_per_s": "images/s", "train_s": "train s"})
-          .to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-    print(f"published, {args.name} at 240 epochs (best epoch, %):")
-    for what, acc, where in LITERATURE.get(args.name, ()):
-        print(f"  {what}: {acc:.2f} ({where})")
-    if args.csv:
-        rows.to_csv(args.csv, index=False)
-        print(f"wrote {len(rows)} rows to {args.csv}")
-    print(f"wall time {time.perf_counter() - start:.1f} s")
-    return 0
 
 
 def _add_common_options(p) -> None:
@@ -340,7 +182,7 @@ def main(argv=None) -> int:
             if distributed.launched():
                 raise ValueError("the recipe trains in one process; run it without torchrun "
                                  "(`python -m skdtutor recipe ...`), on one GPU")
-            return _recipe(args, start)
+            return run_recipe_command(args, start)
         with distributed.session(args.device, say=print):  # under torchrun: one process group
             table, runs, columns = (_results if args.command == "results" else _compare)(args)
     except (ValueError, FileNotFoundError) as exc:
