@@ -215,8 +215,8 @@ def _fused_kernel_available(device) -> bool:
 
 class StackedAdam:
     """Adam for the stacked sweep: exactly the arithmetic of ``torch.optim.Adam(fused=True)``
-    (the same fused kernel, called the same way, one call per dtype) without its per-step
-    Python bookkeeping.
+    (the same fused kernel with the same arguments, one call per dtype) without its per-step
+    Python bookkeeping, and with one step counter that every parameter reads.
 
     ``step(loss)`` computes the gradients with ``torch.autograd.grad`` and applies
     one update. The fused kernel is used under the rule of :func:`skdtutor.steps.adam`
