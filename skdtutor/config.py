@@ -150,7 +150,9 @@ SETTINGS = {
     # The students sit where a teacher helps (the regime map of chapter 2): an MLP of
     # 23k parameters on mnist1d; the 3k one (64x1) is the map's "too small" case.
     "mnist1d": _setting(ModelSpec("cnn", 32), 40, ModelSpec("mlp", 128, 2), 60, lr=3e-3),
-    "mnist-5k": _setting(ModelSpec("cnn", 32), 10, ModelSpec("mlp", 32, 1), 40),
+    # mnist-5k's teacher: width 16 for 15 epochs scores as a width-32 one does after 10 (96.3 %
+    # test) in 40 % of its CPU time.
+    "mnist-5k": _setting(ModelSpec("cnn", 16), 15, ModelSpec("mlp", 32, 1), 40),
     "mnist": _setting(ModelSpec("cnn", 32), 5, ModelSpec("mlp", 64, 1), 5, batch_size=256),
     "fashion-mnist": _setting(ModelSpec("cnn", 32), 10, ModelSpec("mlp", 64, 1), 10, batch_size=256),
     "cifar10": _setting(ModelSpec("resnet18"), 30, ModelSpec("cnn", 16), 30, batch_size=256),

