@@ -27,6 +27,20 @@ def nll(logits, labels) -> float:
     return torch.nn.functional.cross_entropy(logits.detach().float(), labels).item()
 
 
+def _bin_sums(logits, labels, n_bins: int):
+    """Per equal-width confidence bin: edges, count, summed confidence, summed correctness
+    (bin k holds (edges[k], edges[k+1]]; a confidence is always > 0)."""
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    conf, pred = _probs(logits).max(-1)
+    conf, correct = conf.cpu().double(), (pred == labels).cpu().double()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    index = torch.clamp(torch.bucketize(conf, edges) - 1, 0, n_bins - 1)
+    return (edges, torch.bincount(index, minlength=n_bins).double(),
+            torch.bincount(index, weights=conf, minlength=n_bins),
+            torch.bincount(index, weights=correct, minlength=n_bins))
+
+
 def reliability_bins(logits, labels, n_bins: int = 15) -> pd.DataFrame:
     """Equal-width confidence bins for a reliability diagram.
 
@@ -34,17 +48,7 @@ def reliability_bins(logits, labels, n_bins: int = 15) -> pd.DataFrame:
     probability in the bin), ``accuracy`` (fraction correct in the bin).
     Empty bins have NaN confidence and accuracy.
     """
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    probs = _probs(logits)
-    conf, pred = probs.max(-1)
-    conf, correct = conf.cpu().double(), (pred == labels).cpu().double()
-    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
-    # bin k holds (edges[k], edges[k+1]]; a confidence is always > 0
-    index = torch.clamp(torch.bucketize(conf, edges) - 1, 0, n_bins - 1)
-    count = torch.bincount(index, minlength=n_bins).double()
-    conf_sum = torch.bincount(index, weights=conf, minlength=n_bins)
-    correct_sum = torch.bincount(index, weights=correct, minlength=n_bins)
+    edges, count, conf_sum, correct_sum = _bin_sums(logits, labels, n_bins)
     return pd.DataFrame({"lower": edges[:-1].numpy(), "upper": edges[1:].numpy(),
                          "count": count.long().numpy(),
                          "confidence": (conf_sum / count).numpy(),  # NaN where empty
@@ -52,11 +56,14 @@ def reliability_bins(logits, labels, n_bins: int = 15) -> pd.DataFrame:
 
 
 def ece(logits, labels, n_bins: int = 15) -> float:
-    """Expected calibration error: sum over bins of (bin size / n) * |accuracy - confidence|."""
-    bins = reliability_bins(logits, labels, n_bins)
-    filled = bins[bins["count"] > 0]
-    gap = (filled["accuracy"] - filled["confidence"]).abs()
-    return float((filled["count"] * gap).sum() / bins["count"].sum())
+    """Expected calibration error: sum over bins of (bin size / n) * |accuracy - confidence|.
+
+    Computed on the bin sums directly (no DataFrame): every evaluated epoch of every
+    student calls it."""
+    _, count, conf_sum, correct_sum = _bin_sums(logits, labels, n_bins)
+    filled = count > 0
+    gap = (correct_sum[filled] - conf_sum[filled]).abs()  # = count * |accuracy - confidence|
+    return float(gap.sum().item() / count.sum().item())
 
 
 def entropy(logits, T: float = 1.0) -> float:
