@@ -11,6 +11,11 @@ Per dataset it prints one line::
 - ``<x>``: 15 tiny students (``TINY``, an MLP 64x1; 5 temperatures x 3 seeds, KD),
   the wall time of 15 sequential ``train.distill`` calls divided by that of one
   ``sweep.distill_sweep`` (same epochs, one evaluation at the end in both).
+- ``on every core``: the same two sweeps split over the CPU's cores by
+  ``parallel.stacked_sweep`` (as ``run_students`` does; one thread per process), as
+  wall-time ratios: tiny sequential / tiny split, default one stack / default split. These
+  5-epoch sweeps are split even where ``workers="auto"`` would not split them (fewer than
+  ``parallel.MIN_SPLIT_STEPS`` member-steps), to show what a split costs on a short sweep.
 - ``<p>``: the same 15 members with the dataset's default student
   (``config.SETTINGS[name].student``) trained by one ``distill_sweep``: the useful
   matmul FLOP/s of the whole call (setup and final evaluation included) divided
@@ -53,7 +58,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from skdtutor import config, losses, sweep, train  # noqa: E402
+from skdtutor import config, losses, parallel, sweep, train  # noqa: E402
 from skdtutor import data as data_mod  # noqa: E402
 
 TINY = config.ModelSpec("mlp", 64, 1)
@@ -108,6 +113,17 @@ def run_stacked(d, logits, spec, s):
     return sweep.distill_sweep(lambda: spec.build(d), logits, d, members(), EPOCHS, **_kw(s))
 
 
+WORKERS = max(1, min(parallel.MAX_AUTO_WORKERS, parallel.available_cores()))  # what "auto" would start
+
+
+def run_cores(d, logits, spec, s):
+    """The same sweep split over the CPU's cores (``parallel.stacked_sweep``, one thread each)."""
+    t = s.student_train
+    cfg = config.TrainConfig(epochs=EPOCHS, lr=t.lr, batch_size=t.batch_size, device="cpu",
+                             eval_every=EPOCHS, threads=1)
+    return parallel.stacked_sweep(spec, logits, d, members(), cfg, progress=False, workers=WORKERS)
+
+
 def teacher_logits(d, s):
     """A briefly trained teacher's cached logits (what the sweeps learn from)."""
     teacher = s.teacher.build(d, seed=0)
@@ -123,6 +139,8 @@ def measure(name, reps):
     jobs = {"tiny_seq": lambda: run_sequential(d, logits, TINY, s),
             "tiny_stacked": lambda: run_stacked(d, logits, TINY, s),
             "default_stacked": lambda: run_stacked(d, logits, s.student, s),
+            "tiny_cores": lambda: run_cores(d, logits, TINY, s),
+            "default_cores": lambda: run_cores(d, logits, s.student, s),
             "matmul": matmul_seconds}
     times, walls = defaultdict(list), defaultdict(list)
     for rep in range(reps + 1):  # repetition 0 is the warm-up
@@ -141,6 +159,7 @@ def measure(name, reps):
             "default_gflops": flops / med["default_stacked"] / 1e9,
             "speedup_tiny": med["tiny_seq"] / med["tiny_stacked"],
             "peak_share": flops / med["default_stacked"] / peak,
+            "workers": WORKERS,
             "default": f"{s.student.name} {s.student.width}x{s.student.depth}",
             "train": len(d.y_train), "batch_size": s.student_train.batch_size}
 
@@ -160,6 +179,9 @@ def print_measurement(r):
           f"{m['default_stacked']:.3f} s = {r['default_gflops']:.1f} useful GFLOP/s; "
           f"{MATMUL_SIZE}^2 mm {r['matmul_gflops']:.1f} GFLOP/s")
     print(summary_line(r))
+    print(f"on every core ({r['workers']} processes, wall time): {w['tiny_seq'] / w['tiny_cores']:.1f}x "
+          f"sequential (tiny student), {w['default_stacked'] / w['default_cores']:.2f}x one stack "
+          f"(default student)")
 
 
 # ------------------------------------------------------------------ where the time goes

@@ -74,6 +74,16 @@ def test_how_many_processes(monkeypatch):
         parallel.sweep_workers(1000, CPU, 0)
 
 
+def test_auto_keeps_a_short_sweep_in_one_process(digits, teacher, monkeypatch):
+    """Below MIN_SPLIT_STEPS member-steps "auto" starts no worker (the split would cost more)."""
+    monkeypatch.delenv("SKDTUTOR_WORKERS", raising=False)
+    monkeypatch.setattr(parallel, "_get_workers", lambda n: pytest.fail("started a worker"))
+    steps = len(MEMBERS) * CFG.epochs * -(-len(digits.y_train) // CFG.batch_size)
+    assert steps < parallel.MIN_SPLIT_STEPS
+    hs = parallel.stacked_sweep(SPEC, teacher, digits, MEMBERS, CFG, progress=False)
+    assert len(hs) == len(MEMBERS)
+
+
 def test_available_cores_is_within_the_machine():
     cores = parallel.available_cores()
     assert 1 <= cores <= (os.cpu_count() or 1)
