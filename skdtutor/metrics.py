@@ -63,7 +63,8 @@ def ece(logits, labels, n_bins: int = 15) -> float:
     _, count, conf_sum, correct_sum = _bin_sums(logits, labels, n_bins)
     filled = count > 0
     gap = (correct_sum[filled] - conf_sum[filled]).abs()  # = count * |accuracy - confidence|
-    return float(gap.sum().item() / count.sum().item())
+    total = count.sum().item()
+    return float(gap.sum().item() / total) if total else float("nan")  # no samples: undefined
 
 
 def entropy(logits, T: float = 1.0) -> float:

@@ -3,10 +3,11 @@
 A stacked sweep (:func:`skdtutor.sweep.distill_sweep`) runs in one thread: more threads
 per process make its many small operations slower, not faster. On a CPU with spare cores
 :func:`stacked_sweep` therefore splits the members into groups, trains the first group in
-this process and the others in worker processes (one thread each), and returns the
-histories in the members' order. Every member does the arithmetic of its own sequential
+this process and the others in worker processes (one torch thread each, unless the run's
+``TrainConfig.threads`` says otherwise), and returns the histories in the members' order. Every member does the arithmetic of its own sequential
 run whichever group it lands in, so the numbers are those of one stack, to float rounding
-(the tests check it).
+(the tests check it). Warnings a worker raises (a diverged member) are raised again here, and
+torch's global random state is left as it was found, whether or not the sweep was split.
 
 How many processes: ``workers="auto"`` (the default) uses the CPU cores this process may
 run on (its affinity and, in a container, its cgroup CPU quota) divided by torch's thread
@@ -27,6 +28,7 @@ import struct
 import subprocess
 import sys
 import traceback
+import warnings
 
 import torch
 
@@ -64,14 +66,18 @@ def _v1_period() -> str:
         return ""
 
 
-def sweep_workers(n_members: int, device: torch.device, workers="auto", threads: int | None = None) -> int:
+def sweep_workers(n_members: int, device: torch.device, workers="auto", threads: int | None = None,
+                  steps: int | None = None) -> int:
     """How many processes a stacked sweep of ``n_members`` students uses (see the module);
-    ``threads``: torch threads per process (default: torch's current setting)."""
+    ``threads``: torch threads per process (default: torch's current setting); ``steps``: the
+    sweep's member-steps, for the :data:`MIN_SPLIT_STEPS` rule of ``"auto"``."""
     env = os.environ.get("SKDTUTOR_WORKERS", "").strip()
     if env:
         workers = env
+    if device.type != "cpu" or int(os.environ.get("WORLD_SIZE", "1")) > 1:  # a GPU, torchrun
+        return 1
     if workers == "auto":
-        if device.type != "cpu" or int(os.environ.get("WORLD_SIZE", "1")) > 1:  # GPU, torchrun
+        if steps is not None and steps < MIN_SPLIT_STEPS:
             return 1
         workers = min(MAX_AUTO_WORKERS, available_cores() // max(1, threads or torch.get_num_threads()))
     try:
@@ -103,7 +109,8 @@ class _Worker:
     def __init__(self):
         boot = f"import sys; sys.path[:0] = {sys.path!r}; from skdtutor.parallel import _serve; _serve()"
         self.proc = subprocess.Popen([sys.executable, "-c", boot], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env={**os.environ, "SKDTUTOR_NO_PROGRESS": "1"})
+                                     stdout=subprocess.PIPE, env={**os.environ, "SKDTUTOR_NO_PROGRESS": "1"},
+                                     start_new_session=True)  # a terminal's Ctrl-C is the parent's to handle
 
     def send(self, blob: bytes) -> None:
         self.proc.stdin.write(struct.pack("<Q", len(blob)) + blob)
@@ -111,24 +118,35 @@ class _Worker:
 
     def receive(self):
         head = self.proc.stdout.read(8)
-        if len(head) < 8:
+        size = struct.unpack("<Q", head)[0] if len(head) == 8 else None
+        blob = b"" if size is None else self.proc.stdout.read(size)
+        if size is None or len(blob) < size:
             raise RuntimeError(f"a sweep worker process stopped (exit status {self.proc.poll()}); "
                                "run with SKDTUTOR_WORKERS=1 to train in this process only")
-        status, payload = _from_bytes(self.proc.stdout.read(struct.unpack("<Q", head)[0]))
+        status, payload = _from_bytes(blob)
         if status == "error":
             raise RuntimeError(f"a sweep worker process failed:\n{payload}")
-        return payload
+        histories, caught = payload
+        for category, message in caught:  # the worker's warnings (a diverged member), raised here
+            warnings.warn(message, category, stacklevel=3)
+        return histories
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def close(self) -> None:
-        if self.alive():
-            self.proc.stdin.close()  # end of input: the worker's loop returns
+    def close(self, kill: bool = False) -> None:
+        """End the worker: close its input (its loop returns) or, with ``kill``, stop it now."""
+        if not self.alive():
+            return
+        if kill:
+            self.proc.kill()
+        else:
             try:
+                self.proc.stdin.close()
                 self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
+        self.proc.wait()
 
 
 def _serve() -> None:
@@ -149,11 +167,15 @@ def _serve() -> None:
 
 
 def _train_group(spec, teachers, data, members, cfg, labelled):
-    """Worker side: one group's :func:`~skdtutor.sweep.distill_sweep`."""
+    """Worker side: one group's :func:`~skdtutor.sweep.distill_sweep`, and the warnings it
+    raised as ``(category, message)`` pairs (the parent raises them again)."""
     from .sweep import distill_sweep
 
-    return distill_sweep(lambda: spec.build(data), teachers, data, members, config=cfg,
-                         progress=False, labelled=labelled)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        histories = distill_sweep(lambda: spec.build(data), teachers, data, members, config=cfg,
+                                  progress=False, labelled=labelled)
+    return histories, [(w.category, str(w.message)) for w in caught]
 
 
 _workers: list[_Worker] = []
@@ -166,10 +188,11 @@ def _get_workers(n: int) -> list[_Worker]:
     return _workers[:n]
 
 
-def shutdown() -> None:
-    """Stop the worker processes (they are started again when a sweep needs them)."""
+def shutdown(kill: bool = False) -> None:
+    """Stop the worker processes (they are started again when a sweep needs them); ``kill``
+    stops busy ones at once (an interrupted sweep)."""
     while _workers:
-        _workers.pop().close()
+        _workers.pop().close(kill)
 
 
 atexit.register(shutdown)
@@ -184,28 +207,30 @@ def _groups(n: int, k: int) -> list[range]:
 def stacked_sweep(spec, teachers, data, members, cfg, *, progress="auto", labelled=None,
                   workers="auto"):
     """:func:`~skdtutor.sweep.distill_sweep` of ``spec``'s students (``spec.build(data)``),
-    its members split over :func:`sweep_workers` processes; the histories in members' order."""
+    its members split over :func:`sweep_workers` processes; the histories in members' order.
+    Leaves torch's global (CPU) random state as it found it."""
     from .steps import resolve_device
     from .sweep import distill_sweep
 
     members = list(members)
-    if workers == "auto" and not os.environ.get("SKDTUTOR_WORKERS", "").strip():
-        steps = len(members) * cfg.epochs * math.ceil(len(data.y_train) / cfg.batch_size)
-        if steps < MIN_SPLIT_STEPS:
-            workers = 1
-    k = sweep_workers(len(members), resolve_device(cfg.device), workers, cfg.threads)
-    if k == 1:
-        return distill_sweep(lambda: spec.build(data), teachers, data, members, config=cfg,
-                             progress=progress, labelled=labelled)
-    groups = _groups(len(members), k)
-    workers = _get_workers(k - 1)
-    for worker, g in zip(workers, groups[1:]):  # the workers start on their groups ...
-        worker.send(_to_bytes((spec, teachers, data, [members[i] for i in g], cfg, labelled)))
-    try:  # ... while this process trains the first one
-        first = distill_sweep(lambda: spec.build(data), teachers, data, [members[i] for i in groups[0]],
-                              config=cfg, progress=progress, labelled=labelled)
-        rest = [w.receive() for w in workers]
-    except BaseException:
-        shutdown()  # a worker may still be busy with a job nobody will read
-        raise
+    steps = len(members) * cfg.epochs * math.ceil(len(data.y_train) / cfg.batch_size)
+    k = sweep_workers(len(members), resolve_device(cfg.device), workers, cfg.threads, steps)
+    # torch's global random state is left as it was found, so that a split sweep and a single
+    # stack (2 cores or 1) leave later unseeded draws alike
+    with torch.random.fork_rng(devices=[]):
+        if k == 1:
+            return distill_sweep(lambda: spec.build(data), teachers, data, members, config=cfg,
+                                 progress=progress, labelled=labelled)
+        groups = _groups(len(members), k)
+        try:
+            workers = _get_workers(k - 1)
+            for worker, g in zip(workers, groups[1:]):  # the workers start on their groups ...
+                worker.send(_to_bytes((spec, teachers, data, [members[i] for i in g], cfg, labelled)))
+            first = distill_sweep(  # ... while this process trains the first one
+                lambda: spec.build(data), teachers, data, [members[i] for i in groups[0]],
+                config=cfg, progress=progress, labelled=labelled)
+            rest = [w.receive() for w in workers]
+        except BaseException:
+            shutdown(kill=True)  # a worker may be busy with, or half-way through, a job nobody reads
+            raise
     return [h for part in (first, *rest) for h in part]

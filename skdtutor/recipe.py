@@ -109,8 +109,9 @@ class RecipeConfig:
     @property
     def milestones(self) -> tuple[int, ...]:
         """The 0-based epochs at which the learning rate decays: each fraction of ``epochs``,
-        rounded half up (150, 180, 210 of 240; 15, 18, 21 of 24; 1, 1, 1 of 1, i.e. one decay
-        after the first epoch; a milestone at ``epochs`` never applies)."""
+        rounded half up (150, 180, 210 of 240; 15, 18, 21 of 24). A milestone at ``epochs``
+        never applies (1, 1, 1 of 1: no decay), and milestones that coincide decay together
+        (1, 2, 2 of 2: x0.1 after the first epoch; the last epoch never trains at x0.01)."""
         return tuple(math.floor(f * self.epochs + 0.5) for f in self.milestone_fractions)
 
     def replace(self, **changes) -> "RecipeConfig":
@@ -143,25 +144,32 @@ def recipe(name: str, **overrides) -> RecipeConfig:
 RESULT_KEYS = ("test_acc", "best_test_acc", "images_per_s", "train_s")  # what a row reports of a run
 
 
-def _teacher_key(name: str, cfg: RecipeConfig, data, y_train, device) -> tuple:
+def _teacher_key(name: str, cfg: RecipeConfig, data, x_train, y_train, device) -> tuple:
     """Every setting that changes the teacher or its reported accuracies, and the autocast
     dtype that "auto" resolves to on this device (bf16 and fp16 GPUs differ)."""
     settings = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
                 if f.name not in ("student", "methods", "device", "eval_batch_size")}
     return (name, data.name, data.seed, len(y_train), cache_mod.tensor_digest(y_train.double()),
+            cache_mod.tensor_digest(x_train.flatten(1)[::97, ::7]),  # a sample of the images
             tuple(sorted((k, repr(v)) for k, v in settings.items())), str(autocast_dtype(cfg.amp, device)))
 
 
 def _train_teacher(name, cfg, data, train, test, device, cache, use_cache, log):
     model = cfg.teacher.build(data, seed=cfg.seed)
-    path = cache_mod.entry_path("recipe-teacher", _teacher_key(name, cfg, data, train[1], device),
+    path = cache_mod.entry_path("recipe-teacher", _teacher_key(name, cfg, data, train[0], train[1], device),
                                 cache, device=device)
 
-    def fits(stored):  # a state dict that does not fit raises: the entry is recomputed
-        model.load_state_dict(stored["model"])
+    def fits(stored):  # an entry that does not fit raises: it is recomputed from `model`
+        missing = [k for k in RESULT_KEYS if k not in stored]
+        if missing:
+            raise ValueError(f"the entry lacks {missing}")
+        cached = cfg.teacher.build(data, seed=cfg.seed)  # never half-load the model to train
+        cached.load_state_dict(stored["model"])
+        return {**stored, "model": cached}
 
     stored = cache_mod.load(path, validate=fits) if use_cache else None
     if stored is not None:
+        model = stored["model"]
         result = {k: stored[k] for k in RESULT_KEYS}
         if log is not None:
             log(f"teacher {cfg.teacher.name}: loaded from the cache ({path})")

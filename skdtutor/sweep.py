@@ -33,6 +33,7 @@ _UNSTACKABLE = (nn.modules.batchnorm._BatchNorm, nn.Dropout)
 # bytes: it saves an expansion per step; above it (e.g. 15 x 3,600 MNIST images, 170 MB)
 # writing and re-reading the copy from memory costs more than expanding each batch in cache.
 MEMBER_GATHER_BYTES = 16 * 2 ** 20
+EPOCH_LOGITS_LIMIT = 4 * 2 ** 20  # logits (members x samples x classes) kept for one arg-max per epoch
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,8 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
     def batches(split, epoch_tensor):  # the epoch's (members, n, ...) tensor as per-batch views
         return [None] * len(bounds) if epoch_tensor is None else epoch_tensor.split(split, dim=1)
 
+    # an epoch's logits are kept for one arg-max per epoch only while they are small
+    argmax_per_batch = n_members * n * data.num_classes > EPOCH_LOGITS_LIMIT
     bar = progress_bar(cfg.epochs, f"sweep x{n_members}", progress)
     for epoch in range(1, cfg.epochs + 1):
         stream_perms = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
@@ -234,7 +237,7 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
             xe = x.index_select(0, perms.view(-1)).view(n_members, *x.shape)
         elif gather == "stream":
             xe = x.index_select(0, stream_perms.view(-1)).view(len(seeds), *x.shape)
-        losses, logits_seen = [], []
+        losses, logits_seen = [], []  # logits_seen: the batches' logits, or (large) their arg-max
         for (s, e), yb, tb, mb, xb in zip(bounds, *(batches(cfg.batch_size, t) for t in (ye, te, me)),
                                           batches(cfg.batch_size, xe if gather else None)):
             if gather is None:
@@ -245,8 +248,9 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
             per_member = loss_of(logits, tb, yb, mb)
             optimizer.step(per_member.sum())  # members are independent: each gets its own gradient
             losses.append(per_member.detach())
-            logits_seen.append(logits.detach())
-        preds = [torch.cat(logits_seen, 1).argmax(-1)]  # one arg-max per epoch, not per batch
+            logits_seen.append(logits.argmax(-1) if argmax_per_batch else logits.detach())
+        seen = torch.cat(logits_seen, 1)
+        preds = [seen if argmax_per_batch else seen.argmax(-1)]  # small: one arg-max per epoch
         train_loss, train_acc = epoch_metrics(losses, preds, ye, sizes, n)
         finite = finite_members(train_loss, list(net.weights.values()))  # one sync per epoch
         evaluated = due_for_eval(epoch, cfg)

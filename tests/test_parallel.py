@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 import torch
@@ -9,7 +11,7 @@ import torch
 from skdtutor import data as data_mod
 from skdtutor import parallel
 from skdtutor.config import ModelSpec, TrainConfig
-from skdtutor.losses import CE, KD, SKD
+from skdtutor.losses import CE, KD, METHODS, SKD, DistillLoss
 from skdtutor.sweep import SweepMember, distill_sweep
 from skdtutor.train import TeacherLogits
 
@@ -31,6 +33,23 @@ def teacher(digits):
 
 
 MEMBERS = [SweepMember(loss, seed) for loss in (CE(), KD(T=4.0), SKD(T=2.0)) for seed in (0, 1, 2)]
+
+
+@dataclass(frozen=True)
+class Boom(DistillLoss):
+    """CE times ``scale``: scale=inf diverges in the first step. Module level, so that a worker
+    process can unpickle it; kept out of the method registry (the CLI's names must not change)."""
+    scale: float = 1.0
+    name: ClassVar[str] = "boom-parallel-test"
+    stackable: ClassVar[tuple[str, ...]] = ("scale",)
+    needs_teacher: ClassVar[bool] = False
+
+    @staticmethod
+    def per_sample(student_logits, teacher_logits=None, labels=None, label_mask=None, *, scale):
+        return (CE.per_sample(student_logits, None, labels, label_mask).unsqueeze(-1) * scale).squeeze(-1)
+
+
+METHODS.pop(Boom.name, None)
 
 
 def test_two_processes_give_the_numbers_of_one_stack(digits, teacher, monkeypatch):
@@ -66,6 +85,11 @@ def test_how_many_processes(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE")
     monkeypatch.setenv("SKDTUTOR_WORKERS", "1")
     assert parallel.sweep_workers(1000, CPU, "auto", threads=1) == 1
+    monkeypatch.setenv("SKDTUTOR_WORKERS", "4")
+    assert parallel.sweep_workers(1000, torch.device("cuda"), "auto") == 1    # never on a GPU
+    assert parallel.sweep_workers(1000, CPU, "auto", steps=10) == 4          # explicit: no step rule
+    monkeypatch.setenv("SKDTUTOR_WORKERS", "auto")                            # the same as unset
+    assert parallel.sweep_workers(1000, CPU, "auto", threads=1, steps=10) == 1
     monkeypatch.setenv("SKDTUTOR_WORKERS", "two")
     with pytest.raises(ValueError, match="SKDTUTOR_WORKERS"):
         parallel.sweep_workers(1000, CPU, "auto")
@@ -126,5 +150,25 @@ def test_a_failing_worker_raises_its_traceback_here(digits):
         with pytest.raises(RuntimeError, match="sweep worker process failed"):
             worker.receive()  # KD without a teacher fails in the worker
         assert worker.alive()  # and the worker serves the next job
+    finally:
+        parallel.shutdown()
+
+
+def test_a_split_sweep_raises_the_workers_warnings_and_keeps_the_random_state(digits):
+    """Members diverging in the worker warn here as those in this process do, and the global
+    random state after the sweep is the one before it, split or not."""
+    members = [SweepMember(Boom(float("inf") if seed % 2 else 1.0), seed) for seed in range(8)]
+    try:
+        for workers in (1, 2):
+            torch.manual_seed(123)
+            expected = torch.rand(3)
+            torch.manual_seed(123)
+            with pytest.warns(RuntimeWarning) as record:
+                hs = parallel.stacked_sweep(SPEC, None, digits, members, CFG, progress=False,
+                                            workers=workers)
+            assert torch.equal(torch.rand(3), expected), workers
+            assert [h.diverged_epoch is not None for h in hs] == [seed % 2 == 1 for seed in range(8)]
+            diverged = [w for w in record if "diverged" in str(w.message)]
+            assert len(diverged) == 4, (workers, [str(w.message) for w in record])
     finally:
         parallel.shutdown()
