@@ -42,3 +42,16 @@ def test_binder_holds_runtime_dependencies_only():
 
 def test_binder_pins_python():
     assert (ROOT / ".binder" / "runtime.txt").read_text().strip() == "python-3.11"
+
+
+def test_binder_start_keeps_sweeps_in_one_process():
+    """Binder's memory limit: .binder/start sets SKDTUTOR_WORKERS=1 and then runs the server."""
+    import os
+    import subprocess
+
+    start = ROOT / ".binder" / "start"
+    assert os.access(start, os.X_OK)
+    out = subprocess.run([str(start), "sh", "-c", 'echo "$SKDTUTOR_WORKERS"'], capture_output=True,
+                         text=True, timeout=30, env={k: v for k, v in os.environ.items()
+                                                     if k != "SKDTUTOR_WORKERS"})
+    assert out.returncode == 0 and out.stdout.strip() == "1"
