@@ -189,3 +189,16 @@ def test_cli_names_equal_the_package_registries():
     assert cli_spec.OFFLINE_DATASET_NAMES == tuple(data.OFFLINE_DATASETS)
     assert cli_spec.MAX_EPOCHS == config.MAX_EPOCHS
     assert cli_spec.MULTIPLIER_RANGE == tuple(losses.MULTIPLIER_RANGE)
+
+
+def test_importing_the_losses_loads_no_plotting_or_tables():
+    """``import skdtutor.losses`` (issue 14): torch only; plotting and pandas load when used
+    (tqdm is not checked: torch itself imports it)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, skdtutor.losses; "
+            "print(' '.join(m for m in ('matplotlib', 'seaborn', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
