@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import ClassVar
 
 import pytest
 import torch
@@ -11,9 +9,10 @@ import torch
 from skdtutor import data as data_mod
 from skdtutor import parallel
 from skdtutor.config import ModelSpec, TrainConfig
-from skdtutor.losses import CE, KD, METHODS, SKD, DistillLoss
+from skdtutor.losses import CE, KD, SKD
 from skdtutor.sweep import SweepMember, distill_sweep
 from skdtutor.train import TeacherLogits
+from scaled_loss import ScaledCE  # tests/scaled_loss.py: a worker can unpickle it
 
 SPEC = ModelSpec("mlp", width=8, depth=1)
 CFG = TrainConfig(epochs=2, lr=3e-3, batch_size=256, device="cpu", threads=1)
@@ -35,21 +34,6 @@ def teacher(digits):
 MEMBERS = [SweepMember(loss, seed) for loss in (CE(), KD(T=4.0), SKD(T=2.0)) for seed in (0, 1, 2)]
 
 
-@dataclass(frozen=True)
-class Boom(DistillLoss):
-    """CE times ``scale``: scale=inf diverges in the first step. Module level, so that a worker
-    process can unpickle it; kept out of the method registry (the CLI's names must not change)."""
-    scale: float = 1.0
-    name: ClassVar[str] = "boom-parallel-test"
-    stackable: ClassVar[tuple[str, ...]] = ("scale",)
-    needs_teacher: ClassVar[bool] = False
-
-    @staticmethod
-    def per_sample(student_logits, teacher_logits=None, labels=None, label_mask=None, *, scale):
-        return (CE.per_sample(student_logits, None, labels, label_mask).unsqueeze(-1) * scale).squeeze(-1)
-
-
-METHODS.pop(Boom.name, None)
 
 
 def test_two_processes_give_the_numbers_of_one_stack(digits, teacher, monkeypatch):
@@ -157,7 +141,7 @@ def test_a_failing_worker_raises_its_traceback_here(digits):
 def test_a_split_sweep_raises_the_workers_warnings_and_keeps_the_random_state(digits):
     """Members diverging in the worker warn here as those in this process do, and the global
     random state after the sweep is the one before it, split or not."""
-    members = [SweepMember(Boom(float("inf") if seed % 2 else 1.0), seed) for seed in range(8)]
+    members = [SweepMember(ScaledCE(float("inf") if seed % 2 else 1.0), seed) for seed in range(8)]
     try:
         for workers in (1, 2):
             torch.manual_seed(123)

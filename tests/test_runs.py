@@ -1,7 +1,6 @@
 """Tests of the student runner (skdtutor.runs): plan routing, the sequential path, the cache."""
 from __future__ import annotations
 
-from typing import ClassVar  # noqa: F401 - dataclasses resolve the test losses' ClassVar here
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ from skdtutor.losses import CE, KD, SKD
 from skdtutor.metrics import agreement
 from skdtutor.runs import Member, plan, run_students
 from skdtutor.train import TeacherLogits, distill, predict
+from scaled_loss import registered  # (tests/scaled_loss.py)
 
 SPEC = ModelSpec("mlp", width=8, depth=1)
 CFG = TrainConfig(epochs=2, lr=1e-3, batch_size=256)
@@ -147,36 +147,18 @@ def test_plan_refuses_repeated_seeds():
 def test_a_diverged_member_is_a_flagged_row_never_an_accuracy(digits):
     """Stacked or sequential: the diverged member's row says so and has NaN metrics; the
     others are the numbers of a plan without it; summaries leave it out and say so."""
-    from dataclasses import dataclass
-    from typing import ClassVar
-
     import math
 
-    from skdtutor.losses import METHODS, DistillLoss
     from skdtutor.stats import seed_summary
     from skdtutor.studies import diverged_note
 
-    @dataclass(frozen=True)
-    class Boom(DistillLoss):  # CE times ``scale``; scale=inf diverges in the first step
-        scale: float = 1.0
-        name: ClassVar[str] = "boom-test"
-        stackable: ClassVar[tuple[str, ...]] = ("scale",)
-        needs_teacher: ClassVar[bool] = False
-
-        @staticmethod
-        def per_sample(student_logits, teacher_logits=None, labels=None, label_mask=None, *, scale):
-            # scale is a number, or (members, 1, 1) in a stacked sweep: broadcast like the logits
-            return (CE.per_sample(student_logits, None, labels, label_mask).unsqueeze(-1) * scale).squeeze(-1)
-
-    try:
+    with registered() as Boom:
         members = [Member(Boom(1.0), 0), Member(Boom(float("inf")), 1), Member(Boom(1.0), 1)]
         with pytest.warns(RuntimeWarning, match="diverged"):
             stacked = run_students(digits, None, SPEC, members, CFG).rows
         with pytest.warns(RuntimeWarning, match="diverged"):
             sequential = run_students(digits, None, SPEC, members, CFG, batched=False).rows
         healthy = run_students(digits, None, SPEC, [members[0], members[2]], CFG).rows
-    finally:
-        METHODS.pop("boom-test", None)
     for rows in (stacked, sequential):
         assert rows["diverged"].tolist() == [False, True, False]
         assert rows.loc[1, "diverged_epoch"] == 1
@@ -186,5 +168,5 @@ def test_a_diverged_member_is_a_flagged_row_never_an_accuracy(digits):
         assert summary["n"].tolist() == [2]  # the diverged seed is not counted
         assert summary["mean"].iloc[0] == pytest.approx(healthy["test_acc"].mean())
         note = diverged_note(rows.assign(dataset="digits"))
-        assert note.startswith("1 of 3 runs diverged") and "boom-test seed 1" in note
+        assert note.startswith("1 of 3 runs diverged") and "scaled-ce-test seed 1" in note
     assert diverged_note(healthy) == ""

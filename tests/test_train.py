@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from typing import ClassVar  # noqa: F401 - dataclasses resolve the test losses' ClassVar here
 
 import pytest
 import torch
@@ -18,6 +17,7 @@ from torch import nn
 
 from skdtutor import data, losses, models, stacking, steps, sweep, train
 from skdtutor.losses import CE, KD, SKD, DiceKD
+from scaled_loss import registered  # (tests/scaled_loss.py)
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_acc", "test_acc", "test_nll", "test_ece",
            "test_max_prob", "test_logit_norm", "test_entropy", "test_agreement"]
@@ -476,25 +476,8 @@ def test_fast_softmax_helpers_match_torch(classes):
 @pytest.fixture
 def scaled_ce():
     """A loss whose ``scale`` can make one member diverge (inf), registered for this test only."""
-    from dataclasses import dataclass
-    from typing import ClassVar
-
-    from skdtutor.losses import METHODS, DistillLoss
-
-    @dataclass(frozen=True)
-    class ScaledCE(DistillLoss):
-        scale: float = 1.0
-        name: ClassVar[str] = "scaled-ce-test"
-        stackable: ClassVar[tuple[str, ...]] = ("scale",)
-        needs_teacher: ClassVar[bool] = False
-
-        @staticmethod
-        def per_sample(student_logits, teacher_logits=None, labels=None, label_mask=None, *, scale):
-            # scale is a number, or (members, 1, 1) in a stacked sweep: broadcast like the logits
-            return (CE.per_sample(student_logits, None, labels, label_mask).unsqueeze(-1) * scale).squeeze(-1)
-
-    yield ScaledCE
-    METHODS.pop("scaled-ce-test", None)
+    with registered() as loss:
+        yield loss
 
 
 def test_a_diverged_run_stops_with_a_clear_error(digits, scaled_ce):
