@@ -121,7 +121,7 @@ def _train(data, teachers, spec, cfg, members, labelled, batched, progress):
         sweep = [SweepMember(m.loss, m.seed, 0 if m.teacher is None else keys.index(m.teacher))
                  for m in members]
         return stacked_sweep(spec, [teachers[k] for k in keys] or None, data, sweep, cfg,
-                             progress=progress, labelled=labelled)  # on every free CPU core
+                             progress=progress, labelled=labelled)  # split over the CPU cores when it pays
     histories = []
     for m in members:
         model = spec.build(data, seed=m.seed)
