@@ -23,22 +23,55 @@ __all__ = ["StackedForward", "stacked_forward", "StackedAdam"]
 
 
 class _StackedLinear(nn.Module):
-    """nn.Linear of N members as one batched matrix product on ``(N, batch, in)`` inputs."""
+    """nn.Linear of N members as one batched matrix product on ``(N, batch, in)`` inputs.
 
-    def __init__(self, weight_t, bias, out_features):
+    Plain tensors, not Parameters. A layer with ``transposed=False`` holds its weight as
+    ``(N, in, out)``, the transpose of nn.Linear's layout, so that neither the forward pass
+    nor the weight gradient needs a transposed copy, and its bias as ``(N, 1, out)``,
+    broadcast over the batch without a view per step. A layer with few outputs
+    (``transposed=True``, see :data:`_SMALL_OUT`) keeps nn.Linear's ``(N, out, in)`` and a
+    ``(N, out, 1)`` bias and computes the output as ``(N, out, batch)``, returned as a
+    transposed view: a CPU product with fewer than 16 output columns takes a slow path,
+    while one with few rows does not, and the loss's operations then run on contiguous
+    rows of ``batch`` values instead of rows of 10.
+    """
+
+    def __init__(self, weight, bias, transposed=False):
         super().__init__()
-        # Plain tensors, not Parameters. weight_t is (N, in, out'), the transpose of nn.Linear's
-        # layout, so that neither the forward pass nor the weight gradient needs a transposed
-        # copy; the bias is (N, 1, out'), broadcast by baddbmm over the batch without a view
-        # per step; out' >= out_features when the layer is padded (see _explicit_stack).
-        self.w, self.b, self.out = weight_t, bias, out_features
+        self.w, self.b, self.transposed = weight, bias, transposed
+        self.out = weight.shape[1] if transposed else weight.shape[-1]
 
     def forward(self, x):
         x3 = x if x.dim() == 3 else x.reshape(self.w.shape[0], -1, x.shape[-1])
-        out = torch.bmm(x3, self.w) if self.b is None else torch.baddbmm(self.b, x3, self.w)
-        if out.shape[-1] != self.out:
-            out = out[..., :self.out]  # a view: the loss reads it in place
+        if self.transposed:
+            out = _TransposedProduct.apply(x3, self.w, self.b)
+        else:
+            out = torch.bmm(x3, self.w) if self.b is None else torch.baddbmm(self.b, x3, self.w)
         return out if x.dim() == 3 else out.reshape(*x.shape[:-1], self.out)
+
+
+class _TransposedProduct(torch.autograd.Function):
+    """``x @ w^T + b`` for ``x (N, B, in)``, ``w (N, out, in)``, ``b (N, out, 1)`` or None, computed
+    as ``(w @ x^T + b)^T`` (a view). Written out so that the input's gradient ``g @ w`` comes
+    back in the input's own layout: autograd's would be a transposed view, which makes the
+    ReLU's backward before it several times slower."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        xt = x.transpose(1, 2)
+        out = torch.bmm(w, xt) if b is None else torch.baddbmm(b, w, xt)
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        return out.transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        grad_t = grad.transpose(1, 2)  # (N, out, B)
+        grad_x = torch.bmm(grad, w) if ctx.needs_input_grad[0] else None
+        grad_w = torch.bmm(grad_t, x) if ctx.needs_input_grad[1] else None
+        grad_b = grad_t.sum(-1, keepdim=True) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
 
 
 class _StackedConv(nn.Module):
@@ -78,7 +111,7 @@ class _StackedFlatten(nn.Module):
         return x.flatten(self.start, self.end)
 
 
-_SMALL_OUT = 16  # see _explicit_stack
+_SMALL_OUT = 16  # a Linear layer with fewer outputs computes them transposed (see _StackedLinear)
 
 _ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Mish, nn.Tanh,
                 nn.Sigmoid, nn.Softplus, nn.Hardtanh, nn.Identity)
@@ -104,18 +137,20 @@ def _explicit_stack(template: nn.Module, params: dict):
         own = [k for k, _ in mod.named_parameters(recurse=False)]
         if isinstance(mod, nn.Linear):
             key, bkey = prefix + "weight", prefix + "bias"
-            w_t = params[key].detach().transpose(1, 2)  # (N, in, out)
-            out = w_t.shape[-1]
-            pad = _SMALL_OUT - out if out < _SMALL_OUT and w_t.device.type == "cpu" else 0
-            # CPU matrix products with fewer than 16 output columns (a 10-class head) take a
-            # slow path, 2-4x slower than with 16: zero columns are appended and the output
-            # sliced. They get zero gradients, so Adam (and weight decay) keep them at zero.
-            weights[key] = F.pad(w_t, (0, pad)).contiguous().requires_grad_()
-            to_module[key] = lambda v, out=out: v[:, :out].t()
-            if bkey in params:
-                weights[bkey] = F.pad(params[bkey].detach(), (0, pad)).unsqueeze(1).contiguous().requires_grad_()
-                to_module[bkey] = lambda v, out=out: v[0, :out]
-            replace[name] = _StackedLinear(weights[key], weights.get(bkey), out)
+            weight = params[key].detach()  # (N, out, in)
+            if weight.shape[1] < _SMALL_OUT and weight.device.type == "cpu":
+                weights[key] = weight.contiguous().requires_grad_()  # nn.Linear's layout, transposed product
+                if bkey in params:
+                    weights[bkey] = params[bkey].detach().unsqueeze(-1).contiguous().requires_grad_()
+                    to_module[bkey] = lambda v: v[:, 0]
+                replace[name] = _StackedLinear(weights[key], weights.get(bkey), transposed=True)
+            else:
+                weights[key] = weight.transpose(1, 2).contiguous().requires_grad_()  # (N, in, out)
+                to_module[key] = lambda v: v.t()
+                if bkey in params:
+                    weights[bkey] = params[bkey].detach().unsqueeze(1).contiguous().requires_grad_()
+                    to_module[bkey] = lambda v: v[0]
+                replace[name] = _StackedLinear(weights[key], weights.get(bkey))
         elif isinstance(mod, (nn.Conv1d, nn.Conv2d)):
             if mod.padding_mode != "zeros":
                 return None
@@ -134,17 +169,18 @@ def _explicit_stack(template: nn.Module, params: dict):
 
 
 def _relu_in_place(model: nn.Module) -> None:
-    """A ReLU right after an unpadded stacked Linear in a Sequential works in place.
+    """A ReLU right after a stacked Linear (not a transposed one) in a Sequential works in place.
 
     The product's output is a fresh tensor that nothing else reads (its backward needs
     only the inputs), so overwriting it saves one activation-sized tensor per layer and
-    per step; the values are the same.
+    per step; the values are the same. (A transposed layer's output is a view made inside
+    an autograd Function, which autograd does not let anyone modify in place.)
     """
     for seq in (m for m in model.modules() if isinstance(m, nn.Sequential)):
         layers = list(seq)
         for i in range(1, len(layers)):
             prev, mod = layers[i - 1], layers[i]
-            if type(mod) is nn.ReLU and isinstance(prev, _StackedLinear) and prev.w.shape[-1] == prev.out:
+            if type(mod) is nn.ReLU and isinstance(prev, _StackedLinear) and not prev.transposed:
                 seq[i] = nn.ReLU(inplace=True)
 
 

@@ -21,6 +21,7 @@ from torch.autograd.profiler import record_function
 from .config import TrainConfig, train_config
 from .losses import DistillLoss
 from .stacking import StackedAdam, stacked_forward
+from .sweep_loss import StackedLoss, group_members
 from .steps import (History, batch_bounds, check_data, check_mask, diverged_message, due_for_eval,
                     epoch_metrics, epoch_order, evaluate, finite_members, gather_whole_epoch, nan_metrics,
                     num_threads, progress_bar, resolve_device, resolve_teacher, run_record)
@@ -55,33 +56,6 @@ def stackable(make_student: Callable[[], nn.Module]) -> bool:
     """Whether students built by ``make_student`` can be trained by :func:`distill_sweep`
     (no batch norm, no dropout). Builds one model, so it draws from torch's global RNG."""
     return _unstackable_layer(make_student()) is None
-
-
-def _group_members(members: Sequence[SweepMember]):
-    """Order the members so that losses computed together are contiguous.
-
-    Returns ``(order, groups)``: ``order[j]`` is the member at stacked position
-    ``j``; each group is ``(start, stop, per_sample, hparams)`` over stacked
-    positions, where a hyperparameter that differs inside the group is a tensor
-    with one entry per member (shape ``(k, 1, 1)``) and one shared by the whole
-    group stays a Python number, exactly as in the member's own run.
-    """
-    keyed: dict[tuple, list[int]] = {}
-    for i, m in enumerate(members):
-        keyed.setdefault(m.loss.static_key(), []).append(i)
-    order, groups = [], []
-    for indices in keyed.values():
-        first = members[indices[0]].loss
-        hp = {}
-        for name, value in first.hparams().items():
-            values = [members[i].loss.hparams()[name] for i in indices]
-            if name in first.stackable and any(v != value for v in values):
-                hp[name] = torch.tensor([float(v) for v in values], dtype=torch.float32).view(-1, 1, 1)
-            else:
-                hp[name] = value
-        groups.append((len(order), len(order) + len(indices), type(first).per_sample, hp))
-        order += indices
-    return order, groups
 
 
 def distill_sweep(make_student: Callable[[], nn.Module], teacher, data,
@@ -179,23 +153,24 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
     mask = check_mask(labelled, n)
     students = _students(make_student, members, device)
     teachers = _teachers(teacher, data, members, device)
-    order, groups = _group_members(members)
+    order, groups = group_members(members)
     stacked = [students[i] for i in order]  # position j holds member order[j]
     x, y = data.x_train.to(device), data.y_train.to(device)
     net = stacked_forward(stacked, *_stack(stacked), x[:4])
-    groups = [(a, b, fn, {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in hp.items()})
-              for a, b, fn, hp in groups]
+    groups = [(a, b, fns, {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in hp.items()})
+              for a, b, fns, hp in groups]
     optimizer = StackedAdam(net.weights.values(), cfg.lr, cfg.weight_decay, device)
     # Members with the same seed shuffle identically: one generator per distinct seed ("stream").
     seeds = list(dict.fromkeys(members[i].seed for i in order))
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     stream = torch.tensor([seeds.index(members[i].seed) for i in order], device=device)
     shared = len(seeds) < n_members
-    t_train, t_offset = None, None
-    if teachers is not None:  # (teachers * n, C); member j reads rows offset_j + perm_j
-        t_train = torch.cat([t.train for t in teachers]).to(device)
-        if len(teachers) > 1:
-            t_offset = torch.tensor([members[i].teacher * n for i in order], device=device).view(-1, 1)
+    teacher_rows = None  # (members, n, C): the logits position j learns from, in the data's order
+    if teachers is not None:
+        t_train = torch.stack([t.train for t in teachers]).to(device)
+        teacher_rows = t_train[0].expand(n_members, *t_train.shape[1:]) if len(teachers) == 1 else \
+            t_train.index_select(0, torch.tensor([members[i].teacher for i in order], device=device))
+    loss_of = StackedLoss(groups, teacher_rows)
     mask = None if mask is None else mask.to(device)
     bounds, sizes = batch_bounds(n, cfg.batch_size, device)
     # The epoch's inputs gathered at once: per member when small (a batch is then a view), else
@@ -205,16 +180,7 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
     gather = "member" if n_members * x_bytes <= MEMBER_GATHER_BYTES else \
         "stream" if gather_whole_epoch(len(seeds) * x_bytes) else None
     histories = [History(config=run_record(m.loss, cfg, seed=m.seed)) for m in members]
-
-    def loss_of(logits, tb, yb, mb):  # per-member mean loss, shape (N,)
-        if len(groups) == 1:  # one kind of loss: no slicing (a slice is an op and a backward node)
-            _, _, per_sample, hp = groups[0]
-            return per_sample(logits, tb, yb, mb, **hp).mean(-1)
-        parts = []
-        for a, b, per_sample, hp in groups:
-            parts.append(per_sample(logits[a:b], None if tb is None else tb[a:b], yb[a:b],
-                                    None if mb is None else mb[a:b], **hp).mean(-1))
-        return torch.cat(parts)
+    xe = None  # the epoch's gathered inputs (see gather)
 
     @torch.inference_mode()
     def stacked_predict(xs):
@@ -231,14 +197,15 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
     for epoch in range(1, cfg.epochs + 1):
         stream_perms = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
         perms = stream_perms.index_select(0, stream) if shared else stream_perms  # (members, n)
-        ye, te, me = epoch_order(perms, y, t_train, mask,
-                                 None if t_offset is None else perms + t_offset)
-        if gather == "member":
-            xe = x.index_select(0, perms.view(-1)).view(n_members, *x.shape)
-        elif gather == "stream":
-            xe = x.index_select(0, stream_perms.view(-1)).view(len(seeds), *x.shape)
+        ye, _, me = epoch_order(perms, y, None, mask)
+        if gather:  # into the same buffer every epoch: a fresh one costs a page fault per 4 KiB
+            rows = perms if gather == "member" else stream_perms
+            if xe is None:
+                xe = x.new_empty((len(rows), *x.shape))
+            torch.index_select(x, 0, rows.view(-1), out=xe.view(-1, *x.shape[1:]))
         losses, logits_seen = [], []  # logits_seen: the batches' logits, or (large) their arg-max
-        for (s, e), yb, tb, mb, xb in zip(bounds, *(batches(cfg.batch_size, t) for t in (ye, te, me)),
+        for (s, e), yb, mb, tb, xb in zip(bounds, *(batches(cfg.batch_size, t) for t in (ye, me)),
+                                          loss_of.epoch_batches(perms, cfg.batch_size),
                                           batches(cfg.batch_size, xe if gather else None)):
             if gather is None:
                 xb = x[perms[:, s:e]]

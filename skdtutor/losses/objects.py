@@ -14,7 +14,8 @@ from dataclasses import dataclass, fields
 from typing import ClassVar
 
 from .checks import check_gamma, check_multiplier, check_temperature, is_real
-from .functional import ce_per_sample, dice_per_sample, kd_per_sample, skd_per_sample
+from .functional import _sphere, ce_per_sample, dice_per_sample, kd_per_sample, skd_per_sample
+from .fused import soft_cross_entropy, teacher_terms
 
 __all__ = ["DistillLoss", "CE", "KD", "SKD", "DiceKD", "make_loss", "METHODS"]
 
@@ -35,7 +36,14 @@ class DistillLoss:
       (static method): the per-sample loss, broadcasting over leading dimensions;
     * ``stackable`` (class variable): the numeric fields that may differ between
       the students of one stacked sweep (passed as ``(k, 1, 1)`` tensors);
-    * ``needs_teacher`` (class variable): False for a loss that ignores the teacher.
+    * ``needs_teacher`` (class variable): False for a loss that ignores the teacher;
+    * optionally ``teacher_terms(teacher_logits, **hparams)`` and
+      ``per_sample_terms(student_logits, terms, labels, label_mask, **hparams)`` (static
+      methods): the same loss split into what depends on the teacher alone, which the stacked
+      sweep computes once per epoch (every tensor in it has the samples on axis 1), and the
+      rest. By default the terms are the logits and ``per_sample`` is called. They are used
+      only when the class that defines them also defines ``per_sample``
+      (:meth:`terms_functions`), so a subclass that overrides ``per_sample`` alone stays right.
 
     ``loss(student_logits, teacher_logits, labels)`` is the mean over the batch.
     Adding a method touches this file (``skdtutor/losses/objects.py``) plus its colour in :data:`skdtutor.viz.METHOD_COLORS`.
@@ -71,6 +79,25 @@ class DistillLoss:
     def per_sample(student_logits, teacher_logits, labels=None, label_mask=None, **hparams):
         raise NotImplementedError("a DistillLoss subclass defines per_sample")
 
+    @staticmethod
+    def teacher_terms(teacher_logits, **hparams):
+        return teacher_logits
+
+    @classmethod
+    def per_sample_terms(cls, student_logits, terms, labels=None, label_mask=None, **hparams):
+        return cls.per_sample(student_logits, terms, labels, label_mask, **hparams)
+
+    @classmethod
+    def terms_functions(cls):
+        """``(teacher_terms, per_sample_terms)`` for this class: its own pair when the class
+        defining them also defines ``per_sample``, else the defaults built on ``per_sample``."""
+        def owner(attr):
+            return next(k for k in cls.__mro__ if attr in k.__dict__)
+
+        if owner("teacher_terms") is owner("per_sample") is owner("per_sample_terms"):
+            return cls.teacher_terms, cls.per_sample_terms
+        return DistillLoss.teacher_terms, cls.per_sample  # the terms are then the logits
+
     def __call__(self, student_logits, teacher_logits=None, labels=None, label_mask=None):
         return self.per_sample(student_logits, teacher_logits, labels, label_mask, **self.hparams()).mean()
 
@@ -87,6 +114,16 @@ class CE(DistillLoss):
         if labels is None:
             raise ValueError("the CE loss needs labels; use KD/SKD with labels=None for unlabelled data")
         return ce_per_sample(student_logits, labels, label_mask)
+
+    @staticmethod
+    def teacher_terms(teacher_logits):
+        return None
+
+    @staticmethod
+    def per_sample_terms(student_logits, terms, labels=None, label_mask=None):
+        if labels is None:
+            raise ValueError("the CE loss needs labels; use KD/SKD with labels=None for unlabelled data")
+        return soft_cross_entropy(None, student_logits, None, None, labels, label_mask, 1.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -105,6 +142,14 @@ class KD(DistillLoss):
     @staticmethod
     def per_sample(student_logits, teacher_logits, labels=None, label_mask=None, *, T, gamma):
         return kd_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma)
+
+    @staticmethod
+    def teacher_terms(teacher_logits, *, T, gamma):
+        return teacher_terms(teacher_logits, T)
+
+    @staticmethod
+    def per_sample_terms(student_logits, terms, labels=None, label_mask=None, *, T, gamma):
+        return soft_cross_entropy(student_logits, student_logits, *terms, labels, label_mask, T, gamma)
 
 
 @dataclass(frozen=True)
@@ -128,6 +173,17 @@ class SKD(DistillLoss):
                    multiplier, ce_on_raw=False, eps=1e-7):
         return skd_per_sample(student_logits, teacher_logits, labels, label_mask, T, gamma,
                                multiplier, ce_on_raw=ce_on_raw, eps=eps)
+
+    @staticmethod
+    def teacher_terms(teacher_logits, *, T, gamma, multiplier, ce_on_raw=False, eps=1e-7):
+        return teacher_terms(_sphere(teacher_logits, multiplier, eps), T)
+
+    @staticmethod
+    def per_sample_terms(student_logits, terms, labels=None, label_mask=None, *, T, gamma,
+                         multiplier, ce_on_raw=False, eps=1e-7):
+        s = _sphere(student_logits, multiplier, eps)
+        return soft_cross_entropy(s, student_logits if ce_on_raw else s, *terms, labels, label_mask,
+                                  T, gamma)
 
 
 @dataclass(frozen=True)
