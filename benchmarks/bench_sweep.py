@@ -27,8 +27,7 @@ Per dataset it prints one line::
       (its input needs no gradient);
 
   times ``members * train samples * epochs``. Bias adds, activations, the loss, the
-  optimizer, the zero columns a padded head computes and the evaluation count as
-  zero useful FLOPs. A 2048^2 mm counts ``2 * 2048**3``.
+  optimizer and the evaluation count as zero useful FLOPs. A 2048^2 mm counts ``2 * 2048**3``.
 
 Every number is the median of ``--reps`` repetitions after one untimed warm-up,
 in CPU seconds of this process (``time.process_time``): with one torch thread

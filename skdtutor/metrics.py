@@ -9,12 +9,14 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from .losses.functional import _log_softmax, _softmax  # fast for few classes on a CPU
+
 __all__ = ["accuracy", "nll", "ece", "reliability_bins", "entropy", "mean_max_prob",
            "logit_norm", "agreement", "summarize"]
 
 
 def _probs(logits):
-    return torch.softmax(logits.detach().float(), dim=-1)
+    return _softmax(logits.detach().float())
 
 
 def accuracy(logits, labels) -> float:
@@ -24,7 +26,8 @@ def accuracy(logits, labels) -> float:
 
 def nll(logits, labels) -> float:
     """Mean negative log-likelihood of the labels (cross-entropy, nats)."""
-    return torch.nn.functional.cross_entropy(logits.detach().float(), labels).item()
+    log_p = _log_softmax(logits.detach().float())
+    return -log_p.gather(-1, labels.long().view(-1, 1)).mean().item()
 
 
 def _bin_sums(logits, labels, n_bins: int):
@@ -71,7 +74,7 @@ def entropy(logits, T: float = 1.0) -> float:
     """Mean entropy (nats) of softmax(z / T)."""
     if not T > 0:
         raise ValueError(f"temperature T must be > 0, got {T!r}")
-    log_p = torch.log_softmax(logits.detach().float() / T, dim=-1)
+    log_p = _log_softmax(logits.detach().float() / T)
     return -(log_p.exp() * log_p).sum(-1).mean().item()
 
 

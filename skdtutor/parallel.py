@@ -4,8 +4,8 @@ A stacked sweep (:func:`skdtutor.sweep.distill_sweep`) runs in one thread: more 
 per process make its many small operations slower, not faster. On a CPU with spare cores
 :func:`stacked_sweep` therefore splits the members into groups, trains the first group in
 this process and the others in worker processes (one torch thread each, unless the run's
-``TrainConfig.threads`` says otherwise), and returns the histories in the members' order. Every member does the arithmetic of its own sequential
-run whichever group it lands in, so the numbers are those of one stack, to float rounding
+``TrainConfig.threads`` says otherwise), and returns the histories in the members' order. Every member does the same arithmetic
+whichever group it lands in, so the numbers are those of one stack, to float rounding
 (the tests check it). Warnings a worker raises (a diverged member) are raised again here, and
 torch's global random state is left as it was found, whether or not the sweep was split.
 

@@ -2,11 +2,14 @@
 
 One forward pass, one backward pass and one optimizer step update all N members
 (different seeds, temperatures, gammas, multipliers, methods, even teachers).
-Each member follows exactly the arithmetic of its own
-:func:`skdtutor.train.distill` run with the same seed (same initial weights,
-same batch order), so the results match the sequential runs up to float rounding.
-The layers and the optimizer live in :mod:`skdtutor.stacking`; the steps shared
-with the single trainer in :mod:`skdtutor.steps`.
+Each member computes the formulas of its own :func:`skdtutor.train.distill` run
+with the same seed (same initial weights, same batch order, same loss and Adam),
+so the results match the sequential runs up to float rounding. Where the sweep is
+faster it changes how, not what: the KD, SKD and CE gradients are written out in
+closed form (:mod:`skdtutor.losses.fused`), what a loss reads from the teacher alone
+is computed once per sweep (:mod:`skdtutor.sweep_loss`), and a layer with few
+outputs is computed transposed. The layers and the optimizer live in
+:mod:`skdtutor.stacking`; the steps shared with the single trainer in :mod:`skdtutor.steps`.
 """
 from __future__ import annotations
 
@@ -34,7 +37,6 @@ _UNSTACKABLE = (nn.modules.batchnorm._BatchNorm, nn.Dropout)
 # bytes: it saves an expansion per step; above it (e.g. 15 x 3,600 MNIST images, 170 MB)
 # writing and re-reading the copy from memory costs more than expanding each batch in cache.
 MEMBER_GATHER_BYTES = 16 * 2 ** 20
-EPOCH_LOGITS_LIMIT = 4 * 2 ** 20  # logits (members x samples x classes) kept for one arg-max per epoch
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,10 @@ def distill_sweep(make_student: Callable[[], nn.Module], teacher, data,
     Losses of different kinds are grouped; within a group the temperature, gamma
     and multiplier are tensors with one entry per member.
 
-    Each member does the arithmetic of its sequential :func:`~skdtutor.train.distill`
-    run: in float64 the weights agree to ~1e-16, in float32 to ~1e-7 after a few
-    epochs (the tests check 1e-5). Like any change of summation order, last-bit
+    Each member computes the formulas of its sequential :func:`~skdtutor.train.distill`
+    run, in another order: in float64 the weights agree to float rounding (the tests
+    check 1e-12), in float32 to ~1e-7 after a few epochs (the tests check 1e-5).
+    Like any change of summation order, last-bit
     differences can grow over long float32 runs for some seeds; the runs are then
     different samples of the same distribution, not different methods.
 
@@ -191,8 +194,6 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
     def batches(split, epoch_tensor):  # the epoch's (members, n, ...) tensor as per-batch views
         return [None] * len(bounds) if epoch_tensor is None else epoch_tensor.split(split, dim=1)
 
-    # an epoch's logits are kept for one arg-max per epoch only while they are small
-    argmax_per_batch = n_members * n * data.num_classes > EPOCH_LOGITS_LIMIT
     bar = progress_bar(cfg.epochs, f"sweep x{n_members}", progress)
     for epoch in range(1, cfg.epochs + 1):
         stream_perms = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
@@ -203,7 +204,7 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
             if xe is None:
                 xe = x.new_empty((len(rows), *x.shape))
             torch.index_select(x, 0, rows.view(-1), out=xe.view(-1, *x.shape[1:]))
-        losses, logits_seen = [], []  # logits_seen: the batches' logits, or (large) their arg-max
+        losses, preds = [], []  # per batch: the members' losses and predicted classes
         for (s, e), yb, mb, tb, xb in zip(bounds, *(batches(cfg.batch_size, t) for t in (ye, me)),
                                           loss_of.epoch_batches(perms, cfg.batch_size),
                                           batches(cfg.batch_size, xe if gather else None)):
@@ -215,9 +216,9 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
             per_member = loss_of(logits, tb, yb, mb)
             optimizer.step(per_member.sum())  # members are independent: each gets its own gradient
             losses.append(per_member.detach())
-            logits_seen.append(logits.argmax(-1) if argmax_per_batch else logits.detach())
-        seen = torch.cat(logits_seen, 1)
-        preds = [seen if argmax_per_batch else seen.argmax(-1)]  # small: one arg-max per epoch
+            # max(-1).indices is argmax (the first of tied maxima) without argmax's slow path on the
+            # transposed logits of a small head (see stacking._StackedLinear)
+            preds.append(logits.detach().max(-1).indices)
         train_loss, train_acc = epoch_metrics(losses, preds, ye, sizes, n)
         finite = finite_members(train_loss, list(net.weights.values()))  # one sync per epoch
         evaluated = due_for_eval(epoch, cfg)

@@ -49,24 +49,6 @@ def test_gathering_per_member_per_seed_or_per_batch_gives_the_same_sweep(digits,
                                                                       abs=1e-6)
 
 
-def test_training_accuracy_is_the_same_with_the_arg_max_per_batch_or_per_epoch(digits, monkeypatch):
-    """Above EPOCH_LOGITS_LIMIT the epoch's predictions are kept batch by batch (the memory of
-    a CIFAR-100-sized sweep): every epoch's training accuracy equals that of one arg-max over
-    the epoch's kept logits."""
-    members = [sweep.SweepMember(KD(T=t), 0) for t in (1.0, 4.0)]
-
-    def run(limit):
-        monkeypatch.setattr(sweep, "EPOCH_LOGITS_LIMIT", limit)
-        return sweep.distill_sweep(lambda: models.build_model("mlp", digits, width=8, depth=1),
-                                   _teacher(digits), digits, members, 2, lr=3e-3, batch_size=64,
-                                   device="cpu", progress=False)
-
-    per_epoch, per_batch = run(2 ** 40), run(0)
-    for a, b in zip(per_epoch, per_batch):
-        assert [r["train_acc"] for r in a.rows] == [r["train_acc"] for r in b.rows]
-        assert 0.0 < a.rows[-1]["train_acc"] < 1.0
-
-
 def _teacher(d):
     torch.manual_seed(0)
     return steps.TeacherLogits(*(torch.randn(len(getattr(d, f"y_{s}")), d.num_classes)

@@ -292,11 +292,11 @@ def test_sweep_equals_sequential_runs_cnn(digits, logits):
 
 @pytest.mark.parametrize("make", [mlp, tiny_cnn], ids=["mlp", "cnn"])
 def test_sweep_arithmetic_is_that_of_the_sequential_runs_in_float64(digits, logits, make):
-    """In float64 the sweep matches to ~1e-16: the float32 tolerance above is rounding only.
+    """In float64 the sweep matches to float rounding (1e-12): the float32 tolerance above is rounding only.
 
     (In float32, long runs of some seeds amplify last-bit differences, as any change of
     summation order does, e.g. another Adam implementation; the float64 run shows that
-    the arithmetic itself is the same.)"""
+    the formulas are the same.)"""
     d64 = dataclasses.replace(digits, x_train=digits.x_train.double(), x_val=digits.x_val.double(),
                               x_test=digits.x_test.double())
     l64 = train.TeacherLogits(logits.train.double(), logits.val.double(), logits.test.double())
