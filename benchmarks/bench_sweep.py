@@ -38,8 +38,8 @@ evaluation and the fixed part (setup, writing the weights back), from three
 sweeps of different lengths (:func:`cpu_split`). Then ``where the time goes``
 is a torch.profiler run of one sweep: the inclusive time of each top-level
 operation, summed by phase (forward matmuls, forward other, backward matmuls,
-backward other, loss, optimizer, indexing/copies, evaluation, other ops, and
-Python between operations) as a share of the profiled wall time. The profiler's
+backward other, loss (forward and backward), optimizer, predictions, indexing/copies,
+evaluation, other ops, and Python between operations) as a share of the profiled wall time. The profiler's
 own overhead inflates the small operations, and on a busy machine its wall-clock
 times include moments when other processes hold the core.
 """
@@ -190,9 +190,17 @@ def _phase(event) -> str:
     if name == "sweep.evaluate":  # the sweep's record_function around its evaluation
         return "evaluation"
     if name.startswith("autograd::engine::evaluate_function"):
-        return "backward matmuls" if "mmBackward" in name else "backward other"
-    if name in ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm", "aten::matmul", "aten::linear"):
+        if "SoftCrossEntropyBackward" in name:  # skdtutor.losses.fused: the loss's own backward
+            return "loss"
+        return "backward matmuls" if "mmBackward" in name or "TransposedProductBackward" in name \
+            else "backward other"
+    if name in ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm", "aten::matmul", "aten::linear",
+                "_TransposedProduct"):  # the last: skdtutor.stacking's product for a small layer
         return "forward matmuls"
+    if name == "SoftCrossEntropy":
+        return "loss"
+    if name == "aten::max":  # the training accuracy's per-batch predictions
+        return "predictions"
     if "fused_adam" in name or "foreach" in name or name == "Optimizer.step":
         return "optimizer"
     if name in ("aten::index_select", "aten::index", "aten::randperm", "aten::expand", "aten::slice",
