@@ -29,49 +29,59 @@ class _StackedLinear(nn.Module):
     ``(N, in, out)``, the transpose of nn.Linear's layout, so that neither the forward pass
     nor the weight gradient needs a transposed copy, and its bias as ``(N, 1, out)``,
     broadcast over the batch without a view per step. A layer with few outputs
-    (``transposed=True``, see :data:`_SMALL_OUT`) keeps nn.Linear's ``(N, out, in)`` and a
-    ``(N, out, 1)`` bias and computes the output as ``(N, out, batch)``, returned as a
+    (``transposed=True``, see :data:`_SMALL_OUT`) keeps nn.Linear's ``(N, out', in)`` and an
+    ``(N, out', 1)`` bias and computes the output as ``(N, out, batch)``, returned as a
     transposed view: a CPU product with fewer than 16 output columns takes a slow path,
     while one with few rows does not, and the loss's operations then run on contiguous
-    rows of ``batch`` values instead of rows of 10.
+    rows of ``batch`` values instead of rows of 10. Its ``out' = 16`` rows are the ``out``
+    real ones plus zero rows that get zero gradients (Adam and weight decay keep them at
+    zero), so that every member's slice of every tensor Adam updates starts at the same
+    16-float alignment: the vectorised kernel then does the same arithmetic for a member
+    wherever it sits in the stack (with 10 rows, the bias of member j would start at
+    float 10 j, and its last bits would depend on j).
     """
 
-    def __init__(self, weight, bias, transposed=False):
+    def __init__(self, weight, bias, out, transposed=False):
         super().__init__()
-        self.w, self.b, self.transposed = weight, bias, transposed
-        self.out = weight.shape[1] if transposed else weight.shape[-1]
+        self.w, self.b, self.out, self.transposed = weight, bias, out, transposed
 
     def forward(self, x):
         x3 = x if x.dim() == 3 else x.reshape(self.w.shape[0], -1, x.shape[-1])
         if self.transposed:
-            out = _TransposedProduct.apply(x3, self.w, self.b)
+            out = _TransposedProduct.apply(x3, self.w, self.b, self.out)
         else:
             out = torch.bmm(x3, self.w) if self.b is None else torch.baddbmm(self.b, x3, self.w)
         return out if x.dim() == 3 else out.reshape(*x.shape[:-1], self.out)
 
 
 class _TransposedProduct(torch.autograd.Function):
-    """``x @ w^T + b`` for ``x (N, B, in)``, ``w (N, out, in)``, ``b (N, out, 1)`` or None, computed
-    as ``(w @ x^T + b)^T`` (a view). Written out so that the input's gradient ``g @ w`` comes
-    back in the input's own layout: autograd's would be a transposed view, which makes the
-    ReLU's backward before it several times slower."""
+    """``x @ w^T + b`` over the first ``out`` rows of ``w (N, out', in)`` and ``b (N, out', 1)`` (or
+    None) for ``x (N, B, in)``, computed as ``(w @ x^T + b)^T`` (a view). Written out so that the
+    input's gradient ``g @ w`` comes back in the input's own layout (autograd's would be a
+    transposed view, which makes the ReLU's backward before it several times slower); the
+    gradients of the rows past ``out`` are zero."""
 
     @staticmethod
-    def forward(ctx, x, w, b):
-        xt = x.transpose(1, 2)
-        out = torch.bmm(w, xt) if b is None else torch.baddbmm(b, w, xt)
-        ctx.save_for_backward(x, w)
-        ctx.has_bias = b is not None
-        return out.transpose(1, 2)
+    def forward(ctx, x, w, b, out):
+        xt, w_used = x.transpose(1, 2), w[:, :out]
+        y = torch.bmm(w_used, xt) if b is None else torch.baddbmm(b[:, :out], w_used, xt)
+        ctx.save_for_backward(x, w_used)
+        ctx.has_bias, ctx.pad = b is not None, w.shape[1] - out
+        return y.transpose(1, 2)
 
     @staticmethod
     def backward(ctx, grad):
         x, w = ctx.saved_tensors
-        grad_t = grad.transpose(1, 2)  # (N, out, B)
-        grad_x = torch.bmm(grad, w) if ctx.needs_input_grad[0] else None
-        grad_w = torch.bmm(grad_t, x) if ctx.needs_input_grad[1] else None
-        grad_b = grad_t.sum(-1, keepdim=True) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return grad_x, grad_w, grad_b
+        # (N, out, B) in one layout whichever way autograd assembled the gradient (the loss's own
+        # layout, or a plain one when the members' losses were sliced): the same kernels, so a
+        # member's numbers do not depend on which other members share its stack
+        grad_t = grad.transpose(1, 2).contiguous()
+        grad_x = torch.bmm(grad_t.transpose(1, 2), w) if ctx.needs_input_grad[0] else None
+        rows = (0, 0, 0, ctx.pad)  # zero gradients for the padding rows
+        grad_w = F.pad(torch.bmm(grad_t, x), rows) if ctx.needs_input_grad[1] else None
+        grad_b = F.pad(grad_t.sum(-1, keepdim=True), rows) if ctx.has_bias and ctx.needs_input_grad[2] \
+            else None
+        return grad_x, grad_w, grad_b, None
 
 
 class _StackedConv(nn.Module):
@@ -138,19 +148,22 @@ def _explicit_stack(template: nn.Module, params: dict):
         if isinstance(mod, nn.Linear):
             key, bkey = prefix + "weight", prefix + "bias"
             weight = params[key].detach()  # (N, out, in)
-            if weight.shape[1] < _SMALL_OUT and weight.device.type == "cpu":
-                weights[key] = weight.contiguous().requires_grad_()  # nn.Linear's layout, transposed product
+            out = weight.shape[1]
+            if out < _SMALL_OUT and weight.device.type == "cpu":
+                rows = (0, 0, 0, _SMALL_OUT - out)  # zero rows up to 16 (see _StackedLinear)
+                weights[key] = F.pad(weight, rows).contiguous().requires_grad_()
+                to_module[key] = lambda v, out=out: v[:out]
                 if bkey in params:
-                    weights[bkey] = params[bkey].detach().unsqueeze(-1).contiguous().requires_grad_()
-                    to_module[bkey] = lambda v: v[:, 0]
-                replace[name] = _StackedLinear(weights[key], weights.get(bkey), transposed=True)
+                    weights[bkey] = F.pad(params[bkey].detach().unsqueeze(-1), rows).contiguous().requires_grad_()
+                    to_module[bkey] = lambda v, out=out: v[:out, 0]
+                replace[name] = _StackedLinear(weights[key], weights.get(bkey), out, transposed=True)
             else:
                 weights[key] = weight.transpose(1, 2).contiguous().requires_grad_()  # (N, in, out)
                 to_module[key] = lambda v: v.t()
                 if bkey in params:
                     weights[bkey] = params[bkey].detach().unsqueeze(1).contiguous().requires_grad_()
                     to_module[bkey] = lambda v: v[0]
-                replace[name] = _StackedLinear(weights[key], weights.get(bkey))
+                replace[name] = _StackedLinear(weights[key], weights.get(bkey), out)
         elif isinstance(mod, (nn.Conv1d, nn.Conv2d)):
             if mod.padding_mode != "zeros":
                 return None

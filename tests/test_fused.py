@@ -162,12 +162,18 @@ def test_stacked_loss_reads_the_teacher_rows_of_each_batch(rng):
 
 
 def test_transposed_product_matches_linear_and_passes_gradcheck(rng):
-    n, b, d_in, d_out = 3, 6, 4, 5
+    """Over the first ``out`` rows of padded weights: nn.Linear's values, gradcheck, zero gradients
+    for the padding rows."""
+    n, b, d_in, out, rows = 3, 6, 4, 5, 8
     x = torch.tensor(rng.normal(size=(n, b, d_in)), dtype=torch.float64, requires_grad=True)
-    w = torch.tensor(rng.normal(size=(n, d_out, d_in)), dtype=torch.float64, requires_grad=True)
-    bias = torch.tensor(rng.normal(size=(n, d_out, 1)), dtype=torch.float64, requires_grad=True)
-    out = stacking._TransposedProduct.apply(x, w, bias)
-    want = torch.stack([torch.nn.functional.linear(x[j], w[j], bias[j, :, 0]) for j in range(n)])
-    torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12)
-    assert torch.autograd.gradcheck(stacking._TransposedProduct.apply, (x, w, bias))
-    assert torch.autograd.gradcheck(lambda a, c: stacking._TransposedProduct.apply(a, c, None), (x, w))
+    w = torch.tensor(rng.normal(size=(n, rows, d_in)), dtype=torch.float64, requires_grad=True)
+    bias = torch.tensor(rng.normal(size=(n, rows, 1)), dtype=torch.float64, requires_grad=True)
+    got = stacking._TransposedProduct.apply(x, w, bias, out)
+    want = torch.stack([torch.nn.functional.linear(x[j], w[j, :out], bias[j, :out, 0]) for j in range(n)])
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    grad_w, grad_b = torch.autograd.grad(got.square().sum(), (w, bias))
+    assert grad_w[:, out:].abs().max() == 0 and grad_b[:, out:].abs().max() == 0
+    assert grad_w[:, :out].abs().max() > 0
+    assert torch.autograd.gradcheck(lambda a, c, d: stacking._TransposedProduct.apply(a, c, d, out),
+                                    (x, w, bias))
+    assert torch.autograd.gradcheck(lambda a, c: stacking._TransposedProduct.apply(a, c, None, out), (x, w))
