@@ -88,9 +88,16 @@ def compare_to_noise(a, b) -> dict:
 
 
 def noise_phrase(result: dict, scale: float = 100.0, digits: int = 1, unit: str = " points") -> str:
-    """Words for :func:`compare_to_noise`'s result, e.g. ``"better by 1.2 points (noise 0.4)"``."""
-    size = f"{abs(result['diff']) * scale:.{digits}f}{unit}"
-    noise = f"noise {result['noise'] * scale:.{digits}f}"
+    """Words for :func:`compare_to_noise`'s result, e.g. ``"better by 1.2 points (noise 0.4)"``.
+
+    Where the difference and the noise would print the same (``+0.5 points, noise 0.5``) but
+    differ, up to two more digits are shown, so the numbers show why the verdict fell as it did.
+    """
+    diff, noise_value = abs(result["diff"]) * scale, result["noise"] * scale
+    while digits < 3 and diff != noise_value and f"{diff:.{digits}f}" == f"{noise_value:.{digits}f}":
+        digits += 1
+    size = f"{diff:.{digits}f}{unit}"
+    noise = f"noise {noise_value:.{digits}f}"
     if result["verdict"] == "within noise":
         return f"within noise ({'+' if result['diff'] >= 0 else '-'}{size}, {noise})"
     return f"{result['verdict']} by {size} ({noise})"

@@ -77,6 +77,17 @@ def test_noise_phrase_wording():
         "within noise (-0.3 points, noise 0.4)"
 
 
+def test_noise_phrase_shows_the_digit_that_separates_difference_and_noise():
+    # 0.48 and 0.52 points both print as 0.5: one more digit shows why the verdict is "within"
+    assert stats.noise_phrase({"diff": 0.0048, "noise": 0.0052, "verdict": "within noise"}) == \
+        "within noise (+0.48 points, noise 0.52)"
+    assert stats.noise_phrase({"diff": -0.00531, "noise": 0.00528, "verdict": "worse"}) == \
+        "worse by 0.531 points (noise 0.528)"
+    # equal values stay at the asked precision
+    assert stats.noise_phrase({"diff": 0.005, "noise": 0.005, "verdict": "within noise"}) == \
+        "within noise (+0.5 points, noise 0.5)"
+
+
 # ------------------------------------------------------------------ tables and selectors
 def test_format_table_names_the_column_after_the_value():
     summary = pd.DataFrame({"method": ["ce", "kd"], "T": [math.nan, 4.0], "mean": [0.9, 0.912],
