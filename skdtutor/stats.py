@@ -99,7 +99,8 @@ def noise_phrase(result: dict, scale: float = 100.0, digits: int = 1, unit: str 
     size = f"{diff:.{digits}f}{unit}"
     noise = f"noise {noise_value:.{digits}f}"
     if result["verdict"] == "within noise":
-        return f"within noise ({'+' if result['diff'] >= 0 else '-'}{size}, {noise})"
+        sign = "" if float(f"{diff:.{digits}f}") == 0 else "+" if result["diff"] >= 0 else "-"  # no "-0.0"
+        return f"within noise ({sign}{size}, {noise})"
     return f"{result['verdict']} by {size} ({noise})"
 
 

@@ -83,6 +83,9 @@ def test_noise_phrase_shows_the_digit_that_separates_difference_and_noise():
         "within noise (+0.48 points, noise 0.52)"
     assert stats.noise_phrase({"diff": -0.00531, "noise": 0.00528, "verdict": "worse"}) == \
         "worse by 0.531 points (noise 0.528)"
+    # a difference that rounds to zero has no sign
+    assert stats.noise_phrase({"diff": -0.00004, "noise": 0.006, "verdict": "within noise"}) == \
+        "within noise (0.0 points, noise 0.6)"
     # equal values stay at the asked precision
     assert stats.noise_phrase({"diff": 0.005, "noise": 0.005, "verdict": "within noise"}) == \
         "within noise (+0.5 points, noise 0.5)"
