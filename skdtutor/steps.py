@@ -23,7 +23,7 @@ from .progress import progress_bar  # re-exported: the trainers' bars (tqdm impo
 
 __all__ = ["History", "TeacherLogits", "resolve_device", "num_threads", "predict",
            "compute_teacher_logits", "check_data", "check_mask", "resolve_teacher", "run_record",
-           "evaluate", "due_for_eval", "gather_whole_epoch", "epoch_order", "batch_bounds",
+           "evaluate", "evaluate_members", "due_for_eval", "gather_whole_epoch", "epoch_order", "batch_bounds",
            "epoch_metrics", "fused_adam_ok", "adam", "progress_bar", "GATHER_BYTES",
            "DivergedError", "finite_members", "diverged_message", "nan_metrics"]
 
@@ -209,6 +209,19 @@ def evaluate(logits_val, logits_test, data, teacher: TeacherLogits | None) -> di
     row = {"val_acc": metrics.accuracy(logits_val, data.y_val) if len(data.y_val) else float("nan")}
     row.update(metrics.summarize(logits_test, data.y_test, None if teacher is None else teacher.test))
     return row
+
+
+def evaluate_members(logits_val, logits_test, data, teachers) -> list[dict]:
+    """:func:`evaluate` for every member of a stack: logits ``(members, n, classes)``,
+    ``teachers`` one TeacherLogits (or None) per member."""
+    members = logits_test.shape[0]
+    if len(data.y_val):
+        val_acc = (logits_val.max(-1).indices == data.y_val).float().mean(-1).tolist()
+    else:
+        val_acc = [float("nan")] * members
+    own = None if teachers[0] is None else [t.test for t in teachers]
+    test = metrics.summarize_members(logits_test, data.y_test, own)
+    return [{"val_acc": v, **t} for v, t in zip(val_acc, test)]
 
 
 def due_for_eval(epoch: int, config: TrainConfig) -> bool:

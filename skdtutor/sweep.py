@@ -26,7 +26,7 @@ from .losses import DistillLoss
 from .stacking import StackedAdam, stacked_forward
 from .sweep_loss import StackedLoss, group_members
 from .steps import (History, batch_bounds, check_data, check_mask, diverged_message, due_for_eval,
-                    epoch_metrics, epoch_order, evaluate, finite_members, gather_whole_epoch, nan_metrics,
+                    epoch_metrics, epoch_order, evaluate_members, finite_members, gather_whole_epoch, nan_metrics,
                     num_threads, progress_bar, resolve_device, resolve_teacher, run_record)
 
 __all__ = ["SweepMember", "distill_sweep", "stackable"]
@@ -223,8 +223,11 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
         finite = finite_members(train_loss, list(net.weights.values()))  # one sync per epoch
         evaluated = due_for_eval(epoch, cfg)
         with record_function("sweep.evaluate"):  # a label for profiles (once per epoch)
-            if evaluated:
-                val_logits, test_logits = stacked_predict(data.x_val), stacked_predict(data.x_test)
+            if evaluated:  # every member at once; rows[j] is stacked position j's
+                position_teachers = [None if teachers is None else teachers[members[i].teacher]
+                                     for i in order]
+                evaluation = evaluate_members(stacked_predict(data.x_val), stacked_predict(data.x_test),
+                                              data, position_teachers)
             for j, i in enumerate(order):
                 if histories[i].diverged_epoch is not None:
                     continue  # diverged earlier: no more rows (the others train on, unaffected)
@@ -237,7 +240,7 @@ def _sweep(make_student, teacher, data, members, cfg: TrainConfig, progress, lab
                                   RuntimeWarning, stacklevel=3)
                     row.update(nan_metrics(data, own), diverged=True, diverged_epoch=epoch)
                 elif evaluated:
-                    row.update(evaluate(val_logits[j], test_logits[j], data, own))
+                    row.update(evaluation[j])
                 histories[i].rows.append(row)
         if progress:
             bar.update(1)

@@ -183,3 +183,21 @@ def test_summarize_collects_all_metrics(batch):
     assert set(out) == {"val_acc", "val_nll", "val_ece", "val_max_prob", "val_logit_norm",
                         "val_entropy", "val_agreement"}
     assert "test_agreement" not in metrics.summarize(x, y)
+
+
+@pytest.mark.parametrize("teacher", ["none", "one", "per member"])
+def test_summarize_members_is_summarize_member_by_member(teacher):
+    """The stacked form against the per-member one (ties included: integer-valued logits)."""
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randint(-3, 4, (4, 50, 6), generator=g).float() * 0.7
+    logits[1] = torch.randn(50, 6, generator=g) * 4  # one member with a spread of confidences
+    labels = torch.randint(0, 6, (50,), generator=g)
+    teachers = [torch.randn(50, 6, generator=g) for _ in range(4)]
+    own = {"none": None, "one": teachers[0], "per member": teachers}[teacher]
+    got = metrics.summarize_members(logits, labels, own)
+    for j, row in enumerate(got):
+        t = None if own is None else own if isinstance(own, torch.Tensor) else own[j]
+        want = metrics.summarize(logits[j], labels, t)
+        assert row.keys() == want.keys()
+        for k in want:
+            assert row[k] == pytest.approx(want[k], rel=1e-6, abs=1e-7), (j, k)
