@@ -30,18 +30,38 @@ def nll(logits, labels) -> float:
     return -log_p.gather(-1, labels.long().view(-1, 1)).mean().item()
 
 
-def _bin_sums(logits, labels, n_bins: int):
-    """Per equal-width confidence bin: edges, count, summed confidence, summed correctness
-    (bin k holds (edges[k], edges[k+1]]; a confidence is always > 0)."""
+def _member_bin_sums(conf, correct, n_bins: int):
+    """Per member of ``conf``/``correct`` ``(members, n)`` and equal-width confidence bin: edges,
+    count, summed confidence, summed correctness, each ``(members, n_bins)``; one bincount over
+    member-offset bins (bin k holds (edges[k], edges[k+1]]; a confidence is always > 0)."""
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    conf, pred = _probs(logits).max(-1)
-    conf, correct = conf.cpu().double(), (pred == labels).cpu().double()
+    members = conf.shape[0]
+    conf, correct = conf.cpu().double(), correct.cpu().double()
     edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
     index = torch.clamp(torch.bucketize(conf, edges) - 1, 0, n_bins - 1)
-    return (edges, torch.bincount(index, minlength=n_bins).double(),
-            torch.bincount(index, weights=conf, minlength=n_bins),
-            torch.bincount(index, weights=correct, minlength=n_bins))
+    index = (index + n_bins * torch.arange(members).view(-1, 1)).view(-1)
+    size = members * n_bins
+
+    def sums(weights=None):
+        return torch.bincount(index, weights=weights, minlength=size).double().view(members, n_bins)
+
+    return edges, sums(), sums(conf.reshape(-1)), sums(correct.reshape(-1))
+
+
+def _member_ece(conf, correct, n_bins: int):
+    """:func:`ece` per member (NaN for a member without samples)."""
+    _, count, conf_sum, correct_sum = _member_bin_sums(conf, correct, n_bins)
+    gap = torch.where(count > 0, (correct_sum - conf_sum).abs(), torch.zeros_like(count))
+    total = count.sum(-1)  # gap = count * |accuracy - confidence| per bin
+    return torch.where(total > 0, gap.sum(-1) / total, torch.full_like(total, float("nan")))
+
+
+def _bin_sums(logits, labels, n_bins: int):
+    """:func:`_member_bin_sums` of one model's logits: edges and three ``(n_bins,)`` sums."""
+    conf, pred = _probs(logits).max(-1)
+    edges, *sums = _member_bin_sums(conf.unsqueeze(0), (pred == labels).unsqueeze(0), n_bins)
+    return (edges, *(v[0] for v in sums))
 
 
 def reliability_bins(logits, labels, n_bins: int = 15) -> pd.DataFrame:
@@ -62,12 +82,9 @@ def ece(logits, labels, n_bins: int = 15) -> float:
     """Expected calibration error: sum over bins of (bin size / n) * |accuracy - confidence|.
 
     Computed on the bin sums directly (no DataFrame): every evaluated epoch of every
-    student calls it."""
-    _, count, conf_sum, correct_sum = _bin_sums(logits, labels, n_bins)
-    filled = count > 0
-    gap = (correct_sum[filled] - conf_sum[filled]).abs()  # = count * |accuracy - confidence|
-    total = count.sum().item()
-    return float(gap.sum().item() / total) if total else float("nan")  # no samples: undefined
+    student calls it. NaN without samples."""
+    conf, pred = _probs(logits).max(-1)
+    return float(_member_ece(conf.unsqueeze(0), (pred == labels).unsqueeze(0), n_bins)[0])
 
 
 def entropy(logits, T: float = 1.0) -> float:
@@ -94,13 +111,9 @@ def agreement(student_logits, teacher_logits) -> float:
 
 
 def summarize(logits, labels, teacher_logits=None, prefix: str = "test_") -> dict:
-    """All metrics of one split in one dict (keys prefixed by ``prefix``)."""
-    out = {"acc": accuracy(logits, labels), "nll": nll(logits, labels), "ece": ece(logits, labels),
-           "max_prob": mean_max_prob(logits), "logit_norm": logit_norm(logits),
-           "entropy": entropy(logits)}
-    if teacher_logits is not None:
-        out["agreement"] = agreement(logits, teacher_logits)
-    return {prefix + k: v for k, v in out.items()}
+    """All metrics of one split in one dict (keys prefixed by ``prefix``): accuracy, nll, ece,
+    max_prob, logit_norm, entropy, and agreement with ``teacher_logits`` when given."""
+    return summarize_members(logits.unsqueeze(0), labels, teacher_logits, prefix)[0]
 
 
 def summarize_members(logits, labels, teacher_logits=None, prefix: str = "test_",
@@ -116,7 +129,7 @@ def summarize_members(logits, labels, teacher_logits=None, prefix: str = "test_"
     correct = pred == labels
     out = {"acc": correct.float().mean(-1),
            "nll": -log_p.gather(-1, labels.long().view(1, -1, 1).expand(members, n, 1)).squeeze(-1).mean(-1),
-           "ece": _ece_members(conf, correct, n_bins), "max_prob": conf.mean(-1),
+           "ece": _member_ece(conf, correct, n_bins), "max_prob": conf.mean(-1),
            "logit_norm": z.norm(dim=-1).mean(-1), "entropy": -(log_p.exp() * log_p).sum(-1).mean(-1)}
     if teacher_logits is not None:
         if isinstance(teacher_logits, torch.Tensor):
@@ -126,22 +139,3 @@ def summarize_members(logits, labels, teacher_logits=None, prefix: str = "test_"
         out["agreement"] = (pred == teacher_pred).float().mean(-1)
     values = {k: v.tolist() for k, v in out.items()}
     return [{prefix + k: values[k][j] for k in out} for j in range(members)]
-
-
-def _ece_members(conf, correct, n_bins: int):
-    """:func:`ece` per member of ``conf``/``correct`` ``(members, n)``: one bincount over
-    member-offset bins."""
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    members = conf.shape[0]
-    conf, correct = conf.cpu().double(), correct.cpu().double()
-    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
-    index = torch.clamp(torch.bucketize(conf, edges) - 1, 0, n_bins - 1)
-    index = (index + n_bins * torch.arange(members).view(-1, 1)).view(-1)
-    size = members * n_bins
-    count = torch.bincount(index, minlength=size).double().view(members, n_bins)
-    conf_sum = torch.bincount(index, weights=conf.view(-1), minlength=size).view(members, n_bins)
-    correct_sum = torch.bincount(index, weights=correct.view(-1), minlength=size).view(members, n_bins)
-    gap = torch.where(count > 0, (correct_sum - conf_sum).abs(), torch.zeros_like(count))
-    total = count.sum(-1)
-    return torch.where(total > 0, gap.sum(-1) / total, torch.full_like(total, float("nan")))

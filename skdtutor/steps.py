@@ -206,9 +206,7 @@ def run_record(loss: DistillLoss, config: TrainConfig, seed: int | None = None) 
 
 def evaluate(logits_val, logits_test, data, teacher: TeacherLogits | None) -> dict:
     """Validation accuracy and the test metrics of :func:`skdtutor.metrics.summarize`."""
-    row = {"val_acc": metrics.accuracy(logits_val, data.y_val) if len(data.y_val) else float("nan")}
-    row.update(metrics.summarize(logits_test, data.y_test, None if teacher is None else teacher.test))
-    return row
+    return evaluate_members(logits_val.unsqueeze(0), logits_test.unsqueeze(0), data, [teacher])[0]
 
 
 def evaluate_members(logits_val, logits_test, data, teachers) -> list[dict]:

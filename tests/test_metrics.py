@@ -186,8 +186,9 @@ def test_summarize_collects_all_metrics(batch):
 
 
 @pytest.mark.parametrize("teacher", ["none", "one", "per member"])
-def test_summarize_members_is_summarize_member_by_member(teacher):
-    """The stacked form against the per-member one (ties included: integer-valued logits)."""
+def test_summarize_members_is_each_metric_member_by_member(teacher):
+    """The stacked form against the single-model metric functions (each tested above against
+    NumPy), ties included: integer-valued logits."""
     g = torch.Generator().manual_seed(3)
     logits = torch.randint(-3, 4, (4, 50, 6), generator=g).float() * 0.7
     logits[1] = torch.randn(50, 6, generator=g) * 4  # one member with a spread of confidences
@@ -196,8 +197,13 @@ def test_summarize_members_is_summarize_member_by_member(teacher):
     own = {"none": None, "one": teachers[0], "per member": teachers}[teacher]
     got = metrics.summarize_members(logits, labels, own)
     for j, row in enumerate(got):
-        t = None if own is None else own if isinstance(own, torch.Tensor) else own[j]
-        want = metrics.summarize(logits[j], labels, t)
+        z = logits[j]
+        want = {"test_acc": metrics.accuracy(z, labels), "test_nll": metrics.nll(z, labels),
+                "test_ece": metrics.ece(z, labels), "test_max_prob": metrics.mean_max_prob(z),
+                "test_logit_norm": metrics.logit_norm(z), "test_entropy": metrics.entropy(z)}
+        if own is not None:
+            want["test_agreement"] = metrics.agreement(z, own if isinstance(own, torch.Tensor) else own[j])
         assert row.keys() == want.keys()
         for k in want:
             assert row[k] == pytest.approx(want[k], rel=1e-6, abs=1e-7), (j, k)
+    assert metrics.summarize(logits[2], labels, None) == metrics.summarize_members(logits, labels)[2]
