@@ -232,17 +232,15 @@ def gather_whole_epoch(nbytes: int) -> bool:
     return nbytes <= GATHER_BYTES
 
 
-def epoch_order(perm, y, teacher_train, mask, teacher_perm=None):
+def epoch_order(perm, y, teacher_train, mask):
     """The epoch's labels, teacher logits and mask in batch order: one gather each, then slices.
 
-    ``perm`` is ``(n,)`` or, for stacked members, ``(members, n)``; ``teacher_perm``
-    (default ``perm``) indexes the rows of ``teacher_train`` (several teachers'
-    logits stacked as ``(teachers * n, classes)``: one teacher per member).
+    ``perm`` is ``(n,)`` or, for stacked members, ``(members, n)`` (the stacked sweep gathers
+    its teachers' terms itself, :mod:`skdtutor.sweep_loss`, and passes no teacher).
     """
     flat = perm.reshape(-1)
-    t_flat = flat if teacher_perm is None else teacher_perm.reshape(-1)
     ye = y.index_select(0, flat).view(perm.shape)
-    te = None if teacher_train is None else teacher_train.index_select(0, t_flat).view(*perm.shape, -1)
+    te = None if teacher_train is None else teacher_train.index_select(0, flat).view(*perm.shape, -1)
     me = None if mask is None else mask.index_select(0, flat).view(perm.shape)
     return ye, te, me
 
