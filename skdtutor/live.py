@@ -128,7 +128,7 @@ class LiveExplorer:
             who.append(("student", f"student (trained at T={shown['student_T']:g})"))
         panels = []
         for key, name in who:
-            panels.append(f'<div style="display:flex;gap:18px;flex-wrap:wrap">'
+            panels.append('<div style="display:flex;gap:18px;flex-wrap:wrap">'
                           + panel_html("raw", f"{name}, raw: softmax(z / T)", COLORS["kd"],
                                         shown[key], names, y, 20)
                           + panel_html("spherical", f"{name}, on the sphere (m = {m:.2f})",

@@ -23,7 +23,8 @@ from torch.autograd.profiler import record_function
 
 from .config import TrainConfig, train_config
 from .losses import DistillLoss
-from .stacking import StackedAdam, stacked_forward
+from .stacked_adam import StackedAdam
+from .stacking import stacked_forward
 from .sweep_loss import StackedLoss, group_members
 from .steps import (History, batch_bounds, check_data, check_mask, diverged_message, due_for_eval,
                     epoch_metrics, epoch_order, evaluate_members, finite_members, gather_whole_epoch, nan_metrics,

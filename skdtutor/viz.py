@@ -3,8 +3,8 @@
 :func:`set_style` is called at the top of every chapter; :func:`temperature_grid` is the
 static view of softened distributions; :func:`legend_outside`, :func:`ce_band`,
 :func:`errorbar_lines` and :func:`probability_bars` draw what the chapters repeat;
-:func:`kd_pipeline` is the schematic of the KD objective; :func:`glue` and :func:`glue_words`
-put numbers and number-chosen words into the text.
+:func:`kd_pipeline` is the schematic of the KD objective. :func:`glue` and :func:`glue_words`,
+which put numbers and number-chosen words into the text, live in :mod:`skdtutor.glue`.
 
 The constants of the style (column width, colours, line styles, :func:`figsize`,
 :func:`class_colors`) live in :mod:`skdtutor.style` and the kernel-free temperature slider
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .explorer import SoftmaxExplorer, softmax_explorer  # the slider, re-exported for the chapters
+from .glue import glue, glue_all, glue_table, glue_words  # numbers into the text, re-exported
 from .live import live_explorer  # the ipywidgets explorer (the slider above without a kernel)
 from .style import (COLORS, COLUMN_PX, FIGURE_DPI, FONT_PT, METHOD_COLORS, METHOD_STYLES,
                     checked_temperature, class_colors, figsize, finite_number, method_color,
@@ -28,7 +29,7 @@ from .style import (COLORS, COLUMN_PX, FIGURE_DPI, FONT_PT, METHOD_COLORS, METHO
 __all__ = ["set_style", "COLUMN_PX", "FIGURE_DPI", "figsize", "COLORS", "METHOD_COLORS", "METHOD_STYLES",
            "method_color", "method_style", "class_colors", "legend_outside", "ce_band", "temperature_grid",
            "errorbar_lines", "glue", "glue_words", "softmax_explorer", "SoftmaxExplorer", "live_explorer", "show_input",
-           "kd_pipeline", "glue_all", "probability_bars", "finish"]
+           "kd_pipeline", "glue_all", "glue_table", "probability_bars", "finish"]
 
 
 def set_style() -> None:
@@ -173,53 +174,6 @@ def errorbar_lines(summary, x: str, group: str = "method", ax=None, value: str =
     if legend:
         ax.legend()
     return ax
-
-
-def glue(name: str, value, display: bool = False):
-    """``myst_nb.glue`` when myst-nb is installed (the book build); otherwise a no-op that
-    still shows the value when ``display=True`` (Colab, plain Jupyter). Returns ``value``.
-
-    NumPy scalars and one-element tensors or arrays are glued as Python numbers, so
-    that ``{glue:text}`name:.2f``` formats them."""
-    if isinstance(value, np.generic) or (isinstance(value, torch.Tensor) and value.numel() == 1) \
-            or (isinstance(value, np.ndarray) and value.size == 1):
-        value = value.item()
-    try:
-        from myst_nb import glue as _glue
-    except ImportError:
-        if display:
-            from IPython.display import display as _display
-            _display(value)
-        return value
-    _glue(name, value, display=display)
-    return value
-
-
-def glue_words(name: str, text: str):
-    """Glue a short Markdown phrase chosen from the numbers (``"smaller"``, ``"both datasets"``),
-    shown in the text with ``{glue:md}`name```, so the wording follows the results."""
-    from IPython.display import Markdown
-
-    return glue(name, Markdown(text))
-
-
-def glue_all(prefix: str, values, words: bool = False) -> dict:
-    """Glue every ``key: value`` of the mapping ``values`` as ``prefix + key`` (:func:`glue`;
-    :func:`glue_words` when ``words``). Returns ``{prefix + key: glued value}``."""
-    put = glue_words if words else glue
-    return {prefix + k: put(prefix + k, v) for k, v in values.items()}
-
-
-def glue_table(prefix: str, table, words: bool = False) -> dict:
-    """Glue every cell of a DataFrame as ``prefix + f"{row}_{column}"`` (:func:`glue_all` per
-    row; words with ``words``), e.g. one row per dataset: ``glue_table("ch5_", per_dataset)``
-    glues ``ch5_digits_gap``. NaN cells are skipped. Returns ``{name: glued value}``."""
-    out = {}
-    for row in table.index:  # cell by cell: each column keeps its dtype (ints stay ints)
-        cells = {str(c): table.at[row, c] for c in table.columns}
-        out.update(glue_all(f"{prefix}{row}_", {k: v for k, v in cells.items()
-                                                if not (isinstance(v, float) and np.isnan(v))}, words))
-    return out
 
 
 def show_input(x, ax=None, title: str | None = None):

@@ -18,7 +18,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
 
 from skdtutor import cache, distributed, train
 from skdtutor.__main__ import main as cli_main

@@ -1,7 +1,6 @@
 """skdtutor.figures: accuracy against T (chapters 3, 4, 6) and the sum-zero plane (chapter 3)."""
 from __future__ import annotations
 
-import math
 
 import matplotlib
 import numpy as np

@@ -12,11 +12,8 @@ Iterate against an existing build with ``SKDTUTOR_BOOK_HTML=_build/html pytest t
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import re
-import threading
 from pathlib import Path
 
 import pytest

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from skdtutor import data, losses, models, stacking, steps, sweep, train
+from skdtutor import data, losses, models, stacked_adam, stacking, steps, sweep, train
 from skdtutor.losses import CE, KD, SKD, DiceKD
 from scaled_loss import registered  # (tests/scaled_loss.py)
 
@@ -332,7 +332,7 @@ def without_private_adam(monkeypatch, how):
             raise NotImplementedError("Could not run 'aten::_fused_adam_' with arguments from the 'CPU' backend")
 
         monkeypatch.setattr(torch, "_fused_adam_", unimplemented)
-    monkeypatch.setattr(stacking, "_FUSED_KERNEL", {})  # probe again under the patch
+    monkeypatch.setattr(stacked_adam, "_FUSED_KERNEL", {})  # probe again under the patch
 
 
 @pytest.mark.parametrize("how", ["absent", "unimplemented"])
@@ -351,7 +351,7 @@ def test_without_the_private_fused_adam_the_public_adam_gives_the_same_numbers(d
                   for m in members]
         stacked = sweep.distill_sweep(lambda: mlp(d64).double(), l64, d64, members, 2, lr=3e-3,
                                       batch_size=64, device="cpu", progress=False, eval_every=2)
-        probe = stacking.StackedAdam([torch.zeros(2, dtype=torch.float64)], 1e-3, 0.0, torch.device("cpu"))
+        probe = stacked_adam.StackedAdam([torch.zeros(2, dtype=torch.float64)], 1e-3, 0.0, torch.device("cpu"))
         return single, stacked, probe.optimizer
 
     fast_single, fast_stacked, _ = runs()
