@@ -9,7 +9,8 @@ The package behind the skdtutor book. Modules, bottom to top (imports point down
   :mod:`skdtutor.models`, :mod:`skdtutor.metrics`, :mod:`skdtutor.progress`
 * :mod:`skdtutor.config` — ``TrainConfig``, ``ModelSpec``, ``Setting``, ``setting_for``
 * :mod:`skdtutor.steps`, :mod:`skdtutor.train` — ``train_teacher``, ``distill``
-* :mod:`skdtutor.stacking`, :mod:`skdtutor.sweep` — ``distill_sweep`` (many students as one model);
+* :mod:`skdtutor.stacking`, :mod:`skdtutor.stacked_adam`, :mod:`skdtutor.sweep_loss`,
+  :mod:`skdtutor.sweep` — ``distill_sweep`` (many students as one model);
   :mod:`skdtutor.parallel` — ``stacked_sweep`` (its members split over the CPU's cores);
   :mod:`skdtutor.distributed` — torchrun (process group, shards, DDP)
 * :mod:`skdtutor.cache`, :mod:`skdtutor.teachers` — ``get_teacher``, ``teacher_snapshots``, ...
@@ -18,8 +19,9 @@ The package behind the skdtutor book. Modules, bottom to top (imports point down
 * :mod:`skdtutor.studies` (the CLI), :mod:`skdtutor.skd_study`, :mod:`skdtutor.semi_study` (chapters)
 * :mod:`skdtutor.regime` — ``regime_map`` (where a teacher helps); :mod:`skdtutor.claims` — the claim table
 * :mod:`skdtutor.style`, :mod:`skdtutor.viz`, :mod:`skdtutor.figures`, :mod:`skdtutor.teacher_figures`
-  — the figure style and the book's recurring figures; :mod:`skdtutor.explorer` — the kernel-free
-  temperature slider; :mod:`skdtutor.live` — its ipywidgets twin for live kernels;
+  — the figure style and the book's recurring figures; :mod:`skdtutor.glue` — numbers into
+  the text; :mod:`skdtutor.explorer` — the kernel-free temperature slider; :mod:`skdtutor.live` —
+  its ipywidgets twin for live kernels;
   :mod:`skdtutor.export` — reader notebooks with the glued values written into the prose
 * :mod:`skdtutor.resnet_cifar` — the CIFAR ResNets of the KD literature (resnet8x4, resnet32x4, ...);
   :mod:`skdtutor.recipe`, :mod:`skdtutor.recipe_steps` — the literature's ``cifar100-kd`` recipe
