@@ -100,6 +100,7 @@ def chapter_command() -> str:
     found = re.findall(r'^COMMAND = "(python -m skdtutor results[^"]*)"', code, flags=re.M)
     assert len(found) == 1, "chapter 6 must define COMMAND = \"python -m skdtutor results ...\" once"
     markdown = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    markdown = re.sub(r"[ ]*\\\n[ ]*", " ", markdown)  # a shell line continued with "\" is one line
     assert found[0] in markdown, "chapter 6 must print its COMMAND in the text too"
     return found[0]
 
