@@ -230,9 +230,9 @@ def plane_panel(ax, class_names: Sequence, points, circles: Sequence[float] = ()
 def trajectory_panels(trajectory, mark=None):
     """Two panels over a teacher's epochs (column ``epoch``): the mean length of its centred
     logits (``length``), and the ``cosine`` and rank correlation (``rank_corr``) of each
-    sample's logits with its final ones beside the training accuracy (``train_acc``); a dotted
-    line at epoch ``mark``. Teacher brown, the accuracy CE grey; one legend below. Returns the
-    Figure."""
+    sample's logits with its final ones beside the training accuracy (``train_acc``); a grey
+    dash-dotted line at epoch ``mark``, in the legend. Teacher brown, the accuracy CE grey; one
+    legend below. Returns the Figure."""
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=figsize("two"))
@@ -245,8 +245,8 @@ def trajectory_panels(trajectory, mark=None):
         ax2.plot(ep, trajectory[col], color=color, ls=ls, label=label)
     ax2.set(ylabel="similarity / accuracy", ylim=(0, 1.02), title="Direction settles early")
     for ax in (ax1, ax2):
-        if mark is not None:
-            ax.axvline(mark, color="0.5", lw=0.8, ls=":")
+        if mark is not None:  # labelled once: the legend then names it
+            ax.axvline(mark, color="0.5", lw=1, ls="-.", label=f"epoch {mark:g}" if ax is ax2 else None)
         ax.set_xlabel("teacher epoch")
     fig.tight_layout()
     legend_outside(fig)
@@ -257,7 +257,7 @@ def length_histograms(raw_length, radius: float, top_raw, top_sph, T: float, mul
     """Two histograms over samples: the lengths of the raw centred logits (KD blue) with the
     one length ``radius`` of every projected vector (SKD pink dashed line), and the top-class
     probability at temperature ``T`` of the raw (``top_raw``) and the projected (``top_sph``)
-    soft targets. Returns the Figure."""
+    soft targets (KD blue, SKD pink bars). Returns the Figure."""
     import matplotlib.pyplot as plt
 
     as_np = lambda v: torch.as_tensor(v).detach().double().numpy()  # noqa: E731
@@ -266,8 +266,8 @@ def length_histograms(raw_length, radius: float, top_raw, top_sph, T: float, mul
     ax1.hist(as_np(raw_length), bins=40, color=kd, alpha=0.8, label="KD: raw teacher logits")
     ax1.axvline(radius, **skd, label=f"SKD: sphere(z, m = {multiplier:g}), every sample")
     ax1.set(xlabel=r"length of centred logits $\|z - \bar z\|$", ylabel="training samples")
-    for top, color in ((top_raw, kd), (top_sph, skd["color"])):
-        ax2.hist(as_np(top), bins=np.linspace(0.1, 1, 46), color=color, alpha=0.7)
+    for top, color, label in ((top_raw, kd, None), (top_sph, skd["color"], "SKD: projected soft targets")):
+        ax2.hist(as_np(top), bins=np.linspace(0.1, 1, 46), color=color, alpha=0.7, label=label)
     ax2.set(xlabel=f"teacher's top-class probability at T = {T:g}")
     fig.tight_layout()
     legend_outside(fig)

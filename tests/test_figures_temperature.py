@@ -120,8 +120,9 @@ def test_trajectory_panels_plot_the_columns_and_mark_the_epoch():
         by_label = {l.get_label(): l for l in ax2.get_lines()}
         np.testing.assert_allclose(by_label["training accuracy"].get_ydata(), traj["train_acc"])
         np.testing.assert_allclose(by_label["cosine to final direction"].get_ydata(), traj["cosine"])
-        assert all(2 in ax.get_lines()[-1].get_xdata() for ax in (ax1, ax2))   # the dotted mark
+        assert all(2 in ax.get_lines()[-1].get_xdata() for ax in (ax1, ax2))   # the mark
         assert len(fig.legends) == 1
+        assert "epoch 2" in [t.get_text() for t in fig.legends[0].get_texts()]  # named in the legend
     finally:
         plt.close(fig)
 
@@ -137,6 +138,9 @@ def test_length_histograms_count_every_sample_and_mark_the_radius():
         assert ax1.get_lines()[0].get_xdata()[0] == 2.5
         assert sum(p.get_height() for p in ax2.patches) == 600     # raw and projected
         assert "T = 4" in ax2.get_xlabel()
+        # both SKD styles (the left panel's line, the right panel's bars) are in the one legend
+        texts = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert any(t.startswith("SKD: sphere") for t in texts) and "SKD: projected soft targets" in texts
     finally:
         plt.close(fig)
 
