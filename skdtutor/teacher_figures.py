@@ -12,6 +12,7 @@ matplotlib is imported when a figure is drawn.
 from __future__ import annotations
 
 import math
+import re
 from typing import Mapping, Sequence
 
 from .style import COLORS, figsize
@@ -33,7 +34,8 @@ def history_panels(history, panels: Mapping[str, Sequence[str]], mark: int | Non
                    x: str = "epoch", mark_label: str = "training set fitted"):
     """One panel per ``title: [columns]`` of ``panels`` (three a row), each column of
     ``history`` against ``x``: ``train_*`` columns dashed and lighter, the others solid,
-    columns with ``acc`` in their name in %, a log y axis when the title contains ``log``."""
+    columns with ``acc`` in their name in %, a log y axis when the title contains the word ``log``
+    (``"train loss (log)"``; not ``"mean logit norm"``)."""
     import matplotlib.pyplot as plt
 
     rows = math.ceil(len(panels) / 3)
@@ -46,7 +48,7 @@ def history_panels(history, panels: Mapping[str, Sequence[str]], mark: int | Non
                     ls="--" if tr else "-", alpha=0.7 if tr else 1.0, label="train" if tr else "test")
         if mark is not None:
             ax.axvline(mark, label=mark_label, **_MARK)
-        ax.set(title=title, yscale="log" if "log" in title else "linear")
+        ax.set(title=title, yscale="log" if re.search(r"\blog\b", title) else "linear")
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     for ax in axes[-1]:

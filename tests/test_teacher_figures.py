@@ -30,7 +30,7 @@ def test_history_panels_draw_each_column_and_mark():
     h = _history()
     fig = teacher_figures.history_panels(h, {"accuracy (%)": ["train_acc", "test_acc"],
                                              "train loss (log)": ["train_loss"], "ECE": ["test_ece"],
-                                             "x": ["test_ece"]}, mark=3)
+                                             "mean logit norm": ["test_ece"]}, mark=3)
     axes = fig.axes
     assert len(axes) == 6 and not axes[4].axison and not axes[5].axison
     train, test, mark = axes[0].get_lines()
@@ -39,6 +39,7 @@ def test_history_panels_draw_each_column_and_mark():
     assert train.get_linestyle() == "--" and test.get_linestyle() == "-"
     assert list(mark.get_xdata()) == [3, 3]
     assert axes[1].get_yscale() == "log" and axes[2].get_yscale() == "linear"
+    assert axes[3].get_yscale() == "linear"  # "logit" is not the word "log"
     np.testing.assert_allclose(axes[2].get_lines()[0].get_ydata(), h["test_ece"])
     assert len(fig.legends) == 1
     assert fig.get_size_inches()[0] == pytest.approx(style.figsize("grid")[0])
