@@ -285,7 +285,8 @@ def test_the_recipe_commands_of_chapter_6_and_the_readme_parse():
     nb = json.loads((repo / "book" / "06_results_at_a_glance.ipynb").read_text())
     markdown = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     readme = (repo / "README.md").read_text()
-    found = {name: re.findall(r"^(python -m skdtutor recipe [^#\n]*)", text, flags=re.M)
+    joined = lambda text: re.sub(r"[ ]*\\\n[ ]*", " ", text)  # a line continued with "\" is one line
+    found = {name: re.findall(r"^(python -m skdtutor recipe [^#\n]*)", joined(text), flags=re.M)
              for name, text in (("chapter 6", markdown), ("README", readme))}
     assert all(found.values()), found
     for where, commands in found.items():
