@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .stats import claim_verdict, compare_to_noise, overall_verdict, select
+from .stats import claim_verdict, compare_to_noise, overall_verdict, select, signed
 
 __all__ = ["REF", "BEST", "Arm", "Claim", "CLAIMS", "claim", "skd_study_rows", "case_table",
            "claim_table", "quote", "listing", "case_list", "case_grid"]
@@ -195,7 +195,7 @@ def claim_table(results: pd.DataFrame | None = None, semi: pd.DataFrame | None =
         part = cases[cases["key"] == c.key] if len(cases) else cases
         if part.empty:
             continue
-        measured = "; ".join(f"{r.case}: {100 * r.diff:+.2f} ± {100 * r.noise:.2f}"
+        measured = "; ".join(f"{r.case}: {signed(100 * r.diff, 2)} ± {100 * r.noise:.2f}"
                              + ("" if r.holds else " ✗") for r in part.itertuples())
         rows.append({"key": c.key, "claim": c.text, "short": c.short, "source": c.source,
                      "kind": c.kind, "cases": len(part), "held": int(part["holds"].sum()),
@@ -245,7 +245,7 @@ def case_grid(cases: pd.DataFrame, labels: dict, default_variant: str = "KD") ->
     the order of ``labels``; each cell the difference of the means in points and the mark of
     the noise rule's verdict, ``"+1.2 ✓"`` (:data:`MARKS`). ``cases`` is a :func:`case_table`."""
     part = cases[cases["key"].isin(list(labels))]
-    cells = [f"{100 * d:+.1f} {MARKS[w]}" for d, w in zip(part["diff"], part["comparison"])]
+    cells = [f"{signed(100 * d, 1)} {MARKS[w]}" for d, w in zip(part["diff"], part["comparison"])]
     grid = part.assign(claim=part["key"].map(labels), loss=part["variant"].replace("", default_variant),
                        cell=cells)
     rows = ["dataset"] if grid["fraction"].isna().all() else ["dataset", "fraction"]

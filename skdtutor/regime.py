@@ -33,7 +33,7 @@ from .config import ModelSpec, setting_for
 from .losses import CE, KD, SKD
 from .progress import one_bar
 from .runs import plan, run_students
-from .stats import compare_to_noise, noise_phrase, seed_values
+from .stats import compare_to_noise, noise_phrase, seed_values, signed
 from .steps import TeacherLogits
 from .teachers import default_teacher
 
@@ -209,7 +209,7 @@ def regime_table(summary: pd.DataFrame, axis: str = "size", scale: float = 100.0
                      for m, s in zip(part["ce_mean"], part["ce_std"])]
     for m in ("kd", "skd"):
         if f"{m}_gain" in part:
-            out[f"{m.upper()} − CE"] = [f"{g * scale:+.{digits}f} (T {t:g}) {VERDICT_MARKS[v]}" for g, t, v in
+            out[f"{m.upper()} − CE"] = [f"{signed(g * scale, digits)} (T {t:g}) {VERDICT_MARKS[v]}" for g, t, v in
                                         zip(part[f"{m}_gain"], part[f"{m}_T"], part[f"{m}_verdict"])]
     return out
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["seed_summary", "mean_pm_std", "format_table", "select", "seed_values",
-           "compare_to_noise", "noise_phrase", "claim_verdict", "overall_verdict",
+           "compare_to_noise", "signed", "noise_phrase", "claim_verdict", "overall_verdict",
            "compare_runs", "beats", "select_per_seed", "best_setting", "on_cases", "verdicts_phrase",
            "overall_effect", "temperature_table"]
 
@@ -87,6 +87,13 @@ def compare_to_noise(a, b) -> dict:
     return {"diff": diff, "noise": noise, "verdict": verdict}
 
 
+def signed(value: float, digits: int = 1) -> str:
+    """``value`` with ``digits`` decimals and its sign (``"+0.3"``, ``"-1.2"``); a value that
+    rounds to zero prints without one (``"0.0"``, never ``"+0.0"`` or ``"-0.0"``)."""
+    text = f"{abs(value):.{digits}f}"
+    return text if float(text) == 0 else ("+" if value > 0 else "-") + text
+
+
 def noise_phrase(result: dict, scale: float = 100.0, digits: int = 1, unit: str = " points") -> str:
     """Words for :func:`compare_to_noise`'s result, e.g. ``"better by 1.2 points (noise 0.4)"``.
 
@@ -99,8 +106,7 @@ def noise_phrase(result: dict, scale: float = 100.0, digits: int = 1, unit: str 
     size = f"{diff:.{digits}f}{unit}"
     noise = f"noise {noise_value:.{digits}f}"
     if result["verdict"] == "within noise":
-        sign = "" if float(f"{diff:.{digits}f}") == 0 else "+" if result["diff"] >= 0 else "-"  # no "-0.0"
-        return f"within noise ({sign}{size}, {noise})"
+        return f"within noise ({signed(result['diff'] * scale, digits)}{unit}, {noise})"
     return f"{result['verdict']} by {size} ({noise})"
 
 

@@ -215,4 +215,4 @@ def test_case_grid_puts_each_case_in_its_row_and_column(semi):
         for loss in ("kd", "skd"):
             diff, noise, _ = by_hand(v[(few, "soft", loss)], v[(few, "hard", loss)])
             mark = "✓" if diff > noise else "✗" if diff < -noise else "≈"
-            assert grid.loc[(name, f"{100 * fraction:g} %"), ("soft vs hard", loss.upper())] == f"{100 * diff:+.1f} {mark}"
+            assert grid.loc[(name, f"{100 * fraction:g} %"), ("soft vs hard", loss.upper())] == f"{100 * diff:+.1f} {mark}".replace("+0.0 ", "0.0 ").replace("-0.0 ", "0.0 ")

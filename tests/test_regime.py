@@ -130,7 +130,7 @@ def test_regime_table_text():
     ce_m, ce_s = sum(ce["test"]) / 3 * 100, _sample_std(ce["test"]) * 100
     assert row["CE (%)"] == f"{ce_m:.1f} ± {ce_s:.1f}"
     kd_gain = (sum(kd[4.0]["test"]) - sum(ce["test"])) / 3 * 100
-    assert row["KD − CE"] == f"{kd_gain:+.1f} (T 4) " + regime.VERDICT_MARKS[s.iloc[0]["kd_verdict"]]
+    assert row["KD − CE"] == f"{kd_gain:+.1f} (T 4) ".replace("+0.0 ", "0.0 ").replace("-0.0 ", "0.0 ") + regime.VERDICT_MARKS[s.iloc[0]["kd_verdict"]]
     assert row["SKD − CE"].endswith(regime.VERDICT_MARKS["better"])
     assert regime.regime_table(s, axis="fraction").empty
 

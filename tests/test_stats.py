@@ -91,6 +91,11 @@ def test_noise_phrase_shows_the_digit_that_separates_difference_and_noise():
         "within noise (+0.5 points, noise 0.5)"
 
 
+def test_signed_has_a_sign_except_where_the_value_rounds_to_zero():
+    assert [stats.signed(v) for v in (0.26, -1.26, 0.04, -0.04, 0.0)] == ["+0.3", "-1.3", "0.0", "0.0", "0.0"]
+    assert stats.signed(-0.004, 2) == "0.00" and stats.signed(0.006, 2) == "+0.01"
+
+
 # ------------------------------------------------------------------ tables and selectors
 def test_format_table_names_the_column_after_the_value():
     summary = pd.DataFrame({"method": ["ce", "kd"], "T": [math.nan, 4.0], "mean": [0.9, 0.912],
