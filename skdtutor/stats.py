@@ -90,6 +90,8 @@ def compare_to_noise(a, b) -> dict:
 def signed(value: float, digits: int = 1) -> str:
     """``value`` with ``digits`` decimals and its sign (``"+0.3"``, ``"-1.2"``); a value that
     rounds to zero prints without one (``"0.0"``, never ``"+0.0"`` or ``"-0.0"``)."""
+    if not math.isfinite(value):
+        return f"{value:.{digits}f}"  # "nan", "inf", "-inf": no sign rule to apply
     text = f"{abs(value):.{digits}f}"
     return text if float(text) == 0 else ("+" if value > 0 else "-") + text
 

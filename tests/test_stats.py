@@ -94,6 +94,7 @@ def test_noise_phrase_shows_the_digit_that_separates_difference_and_noise():
 def test_signed_has_a_sign_except_where_the_value_rounds_to_zero():
     assert [stats.signed(v) for v in (0.26, -1.26, 0.04, -0.04, 0.0)] == ["+0.3", "-1.3", "0.0", "0.0", "0.0"]
     assert stats.signed(-0.004, 2) == "0.00" and stats.signed(0.006, 2) == "+0.01"
+    assert [stats.signed(v) for v in (math.nan, math.inf, -math.inf)] == ["nan", "inf", "-inf"]
 
 
 # ------------------------------------------------------------------ tables and selectors
