@@ -18,6 +18,7 @@ import pandas as pd
 __all__ = ["seed_summary", "mean_pm_std", "format_table", "select", "seed_values",
            "compare_to_noise", "signed", "noise_phrase", "claim_verdict", "overall_verdict",
            "compare_runs", "beats", "select_per_seed", "best_setting", "on_cases", "verdicts_phrase",
+           "points_relation", "tally_phrase",
            "overall_effect", "temperature_table"]
 
 
@@ -199,6 +200,28 @@ def verdicts_phrase(verdicts: Mapping[str, str], noun: str = "dataset") -> str:
         verdict = next(iter(groups))
         return f"{verdict} on {on_cases(dict.fromkeys(verdicts, True), noun)}"
     return ", ".join(f"{v} on " + " and ".join(f"`{n}`" for n in names) for v, names in groups.items())
+
+
+def points_relation(value: float, more: str = "above", less: str = "below", level: str = "level with",
+                    digits: int = 1, unit: str = " points") -> str:
+    """A signed difference in words: ``"0.4 points above"``, ``"1.2 points below"``, or ``level``
+    where it rounds to zero; ``more`` and ``less`` name the two directions (``"ahead of"``, ``"behind"``)."""
+    size = f"{abs(value):.{digits}f}"
+    return level if float(size) == 0 else f"{size}{unit} {more if value > 0 else less}"
+
+
+def tally_phrase(verdicts: Sequence[str], noun: str = "temperature") -> str:
+    """Noise-rule verdicts over a grid in words: ``"better at all 3 temperatures"``, or
+    ``"worse at 2 and within noise at 1 of the 3 temperatures"`` (``noun`` singular)."""
+    verdicts = list(verdicts)
+    if not verdicts:
+        raise ValueError("no verdicts")
+    n, counts = len(verdicts), [(verdicts.count(v), v) for v in ("better", "worse", "within noise")]
+    for k, v in counts:
+        if k == n:
+            return f"{v} at the one {noun}" if n == 1 else f"{v} at all {n} {noun}s"
+    parts = [f"{v} at {k}" for k, v in counts if k]
+    return ", ".join(parts[:-1]) + " and " + parts[-1] + f" of the {n} {noun}s"
 
 
 def overall_effect(verdicts) -> str:

@@ -97,6 +97,23 @@ def test_signed_has_a_sign_except_where_the_value_rounds_to_zero():
     assert [stats.signed(v) for v in (math.nan, math.inf, -math.inf)] == ["nan", "inf", "-inf"]
 
 
+def test_points_relation_names_the_direction_and_a_tie():
+    assert stats.points_relation(0.44) == "0.4 points above" and stats.points_relation(-1.26) == "1.3 points below"
+    assert stats.points_relation(0.04) == stats.points_relation(-0.04) == "level with"
+    assert stats.points_relation(-0.2, "ahead of", "behind") == "0.2 points behind"
+
+
+def test_tally_phrase_counts_each_verdict():
+    assert stats.tally_phrase(["better"] * 3) == "better at all 3 temperatures"
+    assert stats.tally_phrase(["worse"]) == "worse at the one temperature"
+    assert stats.tally_phrase(["worse", "within noise", "worse"]) == \
+        "worse at 2 and within noise at 1 of the 3 temperatures"
+    assert stats.tally_phrase(["within noise", "better", "worse"], "seed") == \
+        "better at 1, worse at 1 and within noise at 1 of the 3 seeds"
+    with pytest.raises(ValueError):
+        stats.tally_phrase([])
+
+
 # ------------------------------------------------------------------ tables and selectors
 def test_format_table_names_the_column_after_the_value():
     summary = pd.DataFrame({"method": ["ce", "kd"], "T": [math.nan, 4.0], "mean": [0.9, 0.912],
